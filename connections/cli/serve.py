@@ -1,0 +1,60 @@
+"""`workers serve`: the web server, a Celery worker and beat in one terminal; Ctrl-C stops them all."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def add_arguments(subparsers: Any) -> None:
+    p = subparsers.add_parser("serve", help="run the web server, a Celery worker and beat together (one machine)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", default="8000")
+    p.add_argument("--concurrency", default="2", help="Celery worker processes")
+    p.set_defaults(handler=handle)
+
+
+def handle(command: Any, options: dict[str, Any]) -> None:
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "workers_site"]
+    commands = {
+        "web": [python, "manage.py", "runserver", f"{options['host']}:{options['port']}", "--noreload", "--insecure"],
+        "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
+        "beat": [*celery, "beat", "--loglevel", "INFO"],
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for name, argv in commands.items():
+            procs[name] = subprocess.Popen(argv, start_new_session=True)
+        command.stdout.write(
+            command.style.SUCCESS(
+                f"Serving http://{options['host']}:{options['port']}/admin/ with a Celery worker and beat; Ctrl-C stops all."
+            )
+        )
+        while not stopping:
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    command.stderr.write(f"{name} exited with status {proc.returncode}; stopping the others.")
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()

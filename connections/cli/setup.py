@@ -1,0 +1,37 @@
+"""`workers setup`: first-run chores for `make run` (first admin user, sandbox provider app)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from ..conf import app_settings
+
+
+def add_arguments(subparsers: Any) -> None:
+    p = subparsers.add_parser("setup", help="create the first admin user and the sandbox provider's app")
+    p.add_argument("--username", default="admin")
+    p.set_defaults(handler=handle)
+
+
+def handle(command: Any, options: dict[str, Any]) -> None:
+    User = get_user_model()
+    if not User.objects.filter(is_superuser=True).exists():
+        password = secrets.token_urlsafe(12)
+        User.objects.create_superuser(options["username"], "", password)
+        command.stdout.write(
+            command.style.SUCCESS(
+                f"Created admin user {options['username']!r} with password {password} "
+                f"(shown once; change it with `python manage.py changepassword {options['username']}`)."
+            )
+        )
+    else:
+        command.stdout.write("An admin user exists already (reset a password with `python manage.py changepassword`).")
+    if app_settings.SANDBOX_PROVIDER:
+        from sandbox.setup import setup_sandbox
+
+        result = setup_sandbox()
+        command.stdout.write(result)
+    command.stdout.write(f"Log in at {app_settings.PUBLIC_URL}/admin/")

@@ -1,0 +1,242 @@
+"""Deploy: record the workers defined in code, and what they declare, in the database."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models, transaction
+from django.utils import timezone
+
+from . import models as m
+from .conf import app_settings
+from .registry import load_workers
+from .sdk.worker import SecretRef, Worker, parse_schedule
+from .secrets import missing_secrets
+
+SYNC_TASK = "connections.tasks.run_scheduled_sync"
+
+
+@dataclass
+class DeployReport:
+    changes: list[str] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def resolve_endpoint(url: str) -> str:
+    """Site-relative endpoints (the sandbox provider) become absolute against PUBLIC_URL."""
+    return app_settings.PUBLIC_URL + url if url.startswith("/") else url
+
+
+def deploy(modules: list[str] | None = None) -> DeployReport:
+    """Idempotent: a second run with the same code reports no change. Nothing is ever deleted."""
+    workers = load_workers(modules)
+    report = DeployReport()
+    now = timezone.now()
+    with transaction.atomic():
+        for worker in workers.values():
+            record = _upsert(
+                m.Worker,
+                {"slug": worker.slug},
+                {"module": worker.module, "is_active": True},
+                report,
+                f"worker {worker.slug}",
+            )
+            _deploy_worker(worker, record, report)
+            m.Worker.objects.filter(pk=record.pk).update(deployed_at=now)
+        for stale in m.Worker.objects.filter(is_active=True).exclude(slug__in=list(workers)):
+            stale.is_active = False
+            stale.save(update_fields=["is_active"])
+            report.changes.append(f"- worker {stale.slug} is no longer in WORKER_MODULES: marked inactive")
+            for related in (stale.capabilities, stale.tools, stale.syncs, stale.webhooks, stale.databases):
+                related.filter(is_active=True).update(is_active=False)
+            _unschedule(m.Sync.objects.filter(worker=stale))
+        for record in m.Worker.objects.filter(is_active=True):
+            missing = missing_secrets(record)
+            if missing:
+                report.missing[record.slug] = missing
+    return report
+
+
+def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> None:
+    label = worker.slug
+    for key, cap in worker.capabilities.items():
+        values = {
+            "name": cap.name,
+            "provider": cap.provider,
+            "authorization_endpoint": resolve_endpoint(cap.authorization_endpoint),
+            "token_endpoint": resolve_endpoint(cap.token_endpoint),
+            "revocation_endpoint": resolve_endpoint(cap.revocation_endpoint),
+            "scope": cap.scope,
+            "client_id": {"secret": cap.client_id.name}
+            if isinstance(cap.client_id, SecretRef)
+            else {"value": cap.client_id},
+            "client_secret_ref": cap.client_secret.name if isinstance(cap.client_secret, SecretRef) else "",
+            "client_secret_literal": "" if isinstance(cap.client_secret, SecretRef) else cap.client_secret,
+            "authorization_params": cap.authorization_params,
+            "access_token_expire_ms": cap.access_token_expire_ms,
+            "use_pkce": cap.pkce,
+            "is_active": True,
+        }
+        capability = _upsert(
+            m.OAuthCapability, {"worker": record, "key": key}, values, report, f"OAuth capability {label}:{key}"
+        )
+        m.Connection.objects.get_or_create(capability=capability)
+    _deactivate(
+        m.OAuthCapability,
+        record,
+        worker.capabilities,
+        report,
+        "OAuth capability",
+        note="its secrets and tokens are kept",
+    )
+
+    for key, db in worker.databases.items():
+        _upsert(
+            m.SyncedDatabase,
+            {"worker": record, "key": key},
+            {"title": db.title, "primary_key": db.primary_key, "properties": db.properties, "is_active": True},
+            report,
+            f"database {label}:{key}",
+        )
+    _deactivate(m.SyncedDatabase, record, worker.databases, report, "database", note="its records are kept")
+
+    for key, tool in worker.tools.items():
+        _upsert(
+            m.Tool,
+            {"worker": record, "key": key},
+            {
+                "title": tool.title,
+                "description": tool.description,
+                "input_schema": tool.schema,
+                "output_schema": tool.output_schema,
+                "hints": tool.hints,
+                "is_active": True,
+            },
+            report,
+            f"tool {label}:{key}",
+        )
+    _deactivate(m.Tool, record, worker.tools, report, "tool")
+
+    for key, sync in worker.syncs.items():
+        database = m.SyncedDatabase.objects.get(worker=record, key=sync.database.key)
+        row = _upsert(
+            m.Sync,
+            {"worker": record, "key": key},
+            {"database": database, "schedule": sync.schedule, "mode": sync.mode, "is_active": True},
+            report,
+            f"sync {label}:{key}",
+        )
+        _schedule(row)
+    removed = _deactivate(m.Sync, record, worker.syncs, report, "sync")
+    _unschedule(m.Sync.objects.filter(pk__in=removed))
+
+    for key, hook in worker.webhooks.items():
+        _upsert(
+            m.Webhook,
+            {"worker": record, "key": key},
+            {"signature": hook.signature, "is_active": True},
+            report,
+            f"webhook {label}:{key}",
+        )
+    _deactivate(m.Webhook, record, worker.webhooks, report, "webhook")
+
+
+def _comparable(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _upsert(
+    model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any], report: DeployReport, label: str
+) -> Any:
+    obj = model.objects.filter(**lookup).first()
+    if obj is None:
+        obj = model.objects.create(**lookup, **values)
+        report.changes.append(f"+ {label}")
+        return obj
+    changed = [name for name, value in values.items() if _comparable(getattr(obj, name)) != _comparable(value)]
+    if changed:
+        for name in changed:
+            setattr(obj, name, values[name])
+        obj.save()
+        # Field names only: a changed literal client secret must not be echoed.
+        reactivated = "is_active" in changed and len(changed) == 1
+        report.changes.append(
+            f"~ {label}: " + ("reactivated" if reactivated else f"{', '.join(sorted(changed))} changed")
+        )
+    return obj
+
+
+def _deactivate(
+    model: type[models.Model],
+    worker: m.Worker,
+    declared: dict[str, Any],
+    report: DeployReport,
+    kind: str,
+    note: str = "",
+) -> list[int]:
+    gone = list(model.objects.filter(worker=worker, is_active=True).exclude(key__in=list(declared)))
+    for obj in gone:
+        obj.is_active = False
+        obj.save(update_fields=["is_active"])
+        report.changes.append(
+            f"- {kind} {worker.slug}:{obj.key} removed from code: marked inactive" + (f" ({note})" if note else "")
+        )
+    return [obj.pk for obj in gone]
+
+
+def _schedule(sync: m.Sync) -> None:
+    """Keep the sync's django-celery-beat entry in step with its `schedule`."""
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    kind, value = parse_schedule(sync.schedule)
+    if kind == "manual":
+        _unschedule(m.Sync.objects.filter(pk=sync.pk))
+        return
+    schedule_fields: dict[str, Any] = {"interval": None, "crontab": None}
+    if kind == "cron":
+        minute, hour, day_of_month, month_of_year, day_of_week = str(value).split()
+        schedule_fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+            timezone="UTC",
+        )
+    else:
+        # "continuous" is polled every minute; a cycle still running makes the tick a no-op.
+        every = 1 if kind == "continuous" else int(value)  # type: ignore[arg-type]
+        schedule_fields["interval"], _ = IntervalSchedule.objects.get_or_create(
+            every=every, period=IntervalSchedule.MINUTES
+        )
+    values = {
+        "task": SYNC_TASK,
+        "kwargs": json.dumps({"sync_id": sync.pk}),
+        "enabled": True,
+        **schedule_fields,
+    }
+    name = f"workers sync {sync.worker.slug}:{sync.key}"
+    task = sync.periodic_task
+    if task is None:
+        task, _ = PeriodicTask.objects.get_or_create(name=name, defaults=values)
+        m.Sync.objects.filter(pk=sync.pk).update(periodic_task=task)
+    if any(_comparable(getattr(task, k)) != _comparable(v) for k, v in values.items()):
+        for k, v in values.items():
+            setattr(task, k, v)
+        task.save()
+
+
+def _unschedule(syncs: models.QuerySet) -> None:
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(pk__in=syncs.exclude(periodic_task=None).values("periodic_task")).update(enabled=False)

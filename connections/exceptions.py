@@ -1,0 +1,86 @@
+"""The errors this app raises. Messages say what to do; they never carry a token, a secret or a raw body."""
+
+from __future__ import annotations
+
+
+class WorkersError(Exception):
+    """Base of every error of this app."""
+
+
+class WorkerDefinitionError(WorkersError):
+    """A worker's code declares something invalid (duplicate key, bad endpoint, unknown type)."""
+
+
+class WorkerNotFound(WorkersError):
+    """No (active) worker, capability, tool, sync or webhook by that name."""
+
+
+class MissingSecret(WorkersError):
+    """A capability refers to a secret that has not been set."""
+
+    def __init__(self, worker: str, name: str) -> None:
+        self.worker = worker
+        self.name = name
+        super().__init__(
+            f"Secret {name} of worker {worker} is not set: "
+            f"run `python manage.py workers env set {name}=...` (or set it in the admin)."
+        )
+
+
+class UndecryptableValue(WorkersError):
+    """A stored value cannot be decrypted with the configured FIELD_ENCRYPTION_KEY."""
+
+
+class ReauthorizationRequired(WorkersError):
+    """The connection cannot produce a token until someone authorizes it again."""
+
+    def __init__(self, capability: str, reason: str = "") -> None:
+        self.capability = capability
+        self.reason = reason
+        hint = f"reconnect {capability} in the admin or run `python manage.py workers oauth start {capability}`"
+        super().__init__(
+            f"{capability} needs re-authorization ({reason}): {hint}."
+            if reason
+            else f"{capability} needs re-authorization: {hint}."
+        )
+
+
+class TokenRefreshError(WorkersError):
+    """Refreshing a token failed. `retryable` says whether trying again later may help."""
+
+    def __init__(
+        self, capability: str, reason: str, *, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
+        self.capability = capability
+        self.reason = reason
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(f"Refreshing the token of {capability} failed: {reason}")
+
+
+class AuthorizationError(WorkersError):
+    """The authorization-code flow failed (bad callback, provider error, failed code exchange)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_request") -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class InvalidToolInputError(WorkersError):
+    """A tool's input (or output) does not match its schema."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class WebhookVerificationError(WorkersError):
+    """A webhook request failed its signature or verify() check; answered with 401."""
+
+
+class RetryableError(WorkersError):
+    """A run met a passing failure (429, 5xx); the task retries with backoff."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

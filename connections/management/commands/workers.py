@@ -1,0 +1,47 @@
+"""`python manage.py workers ...`: mirrors the `ntn workers` CLI."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from connections.exceptions import WorkersError
+
+
+def _groups() -> list[Any]:
+    from connections.cli import deploy, env, keys, oauth, serve, setup
+
+    groups = [deploy, env, oauth, keys, setup, serve]
+    try:  # the runner's commands (exec, sync, runs)
+        from connections.cli import runner
+
+        groups.append(runner)
+    except ImportError:
+        pass
+    return groups
+
+
+class Command(BaseCommand):
+    help = "Deploy workers, manage their secrets and OAuth connections, run tools and syncs."
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stdin = sys.stdin
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+        for group in _groups():
+            group.add_arguments(subparsers)
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        if options.get("stdin") is not None:
+            self.stdin = options.pop("stdin")
+        return super().execute(*args, **options)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            options["handler"](self, options)
+        except WorkersError as exc:
+            raise CommandError(str(exc)) from None

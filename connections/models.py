@@ -1,0 +1,382 @@
+"""Models: workers and what they declare, secrets, OAuth connections, runs, and synced databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .fields import EncryptedJSONField, EncryptedTextField
+
+
+class Worker(models.Model):
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    module = models.CharField(_("module"), max_length=255, help_text=_("The dotted module that defines it."))
+    is_active = models.BooleanField(_("active"), default=True)
+    deployed_at = models.DateTimeField(_("last deployed"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Secret(models.Model):
+    """A worker's secret (`worker.env("NAME")`); the value is encrypted and never displayed."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(_("name"), max_length=200)
+    value = EncryptedTextField(_("value"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("last set"), auto_now=True)
+
+    class Meta:
+        ordering = ["worker__slug", "name"]
+        constraints = [models.UniqueConstraint(fields=["worker", "name"], name="unique_secret_per_worker")]
+        verbose_name = _("secret")
+        verbose_name_plural = _("secrets")
+
+    def __str__(self) -> str:
+        return f"{self.worker.slug}:{self.name}"
+
+
+class OAuthCapability(models.Model):
+    """`worker.oauth(...)` as last deployed. The code is the source of truth; this is its record."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="capabilities")
+    key = models.CharField(_("key"), max_length=100)
+    name = models.CharField(_("name"), max_length=200)
+    provider = models.CharField(_("provider preset"), max_length=50, blank=True)
+    authorization_endpoint = models.URLField(_("authorization endpoint"), max_length=1000)
+    token_endpoint = models.URLField(_("token endpoint"), max_length=1000)
+    revocation_endpoint = models.URLField(_("revocation endpoint"), max_length=1000, blank=True)
+    scope = models.CharField(_("scope"), max_length=2000, blank=True)
+    # {"secret": "NAME"} for worker.env("NAME"), or {"value": "..."} for a literal client id.
+    client_id = models.JSONField(_("client id"), default=dict)
+    # Only the secret's name is kept; a literal client secret in code is stored encrypted.
+    client_secret_ref = models.CharField(_("client secret (secret name)"), max_length=200, blank=True)
+    client_secret_literal = EncryptedTextField(_("client secret (literal)"), blank=True, default="")
+    authorization_params = models.JSONField(_("authorization params"), default=dict, blank=True)
+    access_token_expire_ms = models.BigIntegerField(_("default token lifetime (ms)"), null=True, blank=True)
+    use_pkce = models.BooleanField(_("PKCE"), default=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["worker__slug", "key"]
+        constraints = [models.UniqueConstraint(fields=["worker", "key"], name="unique_capability_per_worker")]
+        permissions = [("connect_oauthcapability", "Can connect, reconnect and disconnect OAuth capabilities")]
+        verbose_name = _("OAuth capability")
+        verbose_name_plural = _("OAuth capabilities")
+
+    def __str__(self) -> str:
+        return f"{self.worker.slug}:{self.key}"
+
+    def secret_names(self) -> list[str]:
+        names = []
+        if self.client_id.get("secret"):
+            names.append(self.client_id["secret"])
+        if self.client_secret_ref:
+            names.append(self.client_secret_ref)
+        return names
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def expiring(self, within: timedelta) -> ConnectionQuerySet:
+        """Connected, refreshable, and expiring before now + within."""
+        return self.filter(
+            status__in=[Connection.Status.CONNECTED, Connection.Status.REFRESH_FAILING],
+            has_refresh_token=True,
+            expires_at__isnull=False,
+            expires_at__lte=timezone.now() + within,
+            capability__is_active=True,
+        )
+
+    def idle(self, since: timedelta) -> ConnectionQuerySet:
+        """Connected with a refresh token that has not been used for `since`."""
+        cutoff = timezone.now() - since
+        return self.filter(
+            status=Connection.Status.CONNECTED,
+            has_refresh_token=True,
+            capability__is_active=True,
+        ).filter(
+            models.Q(last_refreshed_at__lt=cutoff) | models.Q(last_refreshed_at__isnull=True, connected_at__lt=cutoff)
+        )
+
+
+class Connection(models.Model):
+    """The tokens of one capability. Every token is encrypted; none is ever displayed."""
+
+    class Status(models.TextChoices):
+        NOT_CONNECTED = "not_connected", _("not connected")
+        CONNECTED = "connected", _("connected")
+        REFRESH_FAILING = "refresh_failing", _("refresh failing")
+        NEEDS_REAUTH = "needs_reauth", _("needs reauthorization")
+
+    capability = models.OneToOneField(OAuthCapability, on_delete=models.CASCADE, related_name="connection")
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.NOT_CONNECTED)
+    access_token = EncryptedTextField(_("access token"), blank=True, default="")
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    # Kept in clear beside the encrypted token so queries need not decrypt.
+    has_refresh_token = models.BooleanField(_("has refresh token"), default=False)
+    token_type = models.CharField(_("token type"), max_length=40, blank=True)
+    granted_scope = models.CharField(_("granted scope"), max_length=2000, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True, db_index=True)
+    extra = EncryptedJSONField(_("rest of the token response"), null=True, blank=True)
+    connected_at = models.DateTimeField(_("connected"), null=True, blank=True)
+    last_refreshed_at = models.DateTimeField(_("last refresh"), null=True, blank=True)
+    refresh_count = models.PositiveIntegerField(_("refreshes"), default=0)
+    failure_count = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_error_at = models.DateTimeField(_("last error at"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("connection")
+        verbose_name_plural = _("connections")
+
+    def __str__(self) -> str:
+        return f"{self.capability} ({self.get_status_display()})"
+
+
+class AuthorizationAttempt(models.Model):
+    """One run of the authorization-code flow, from the authorization URL to the callback."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    class Origin(models.TextChoices):
+        ADMIN = "admin", _("admin")
+        CLI = "cli", _("command line")
+
+    capability = models.ForeignKey(OAuthCapability, on_delete=models.CASCADE, related_name="attempts")
+    # Only a hash of `state` is stored: the database alone cannot complete a flow.
+    state_hash = models.CharField(max_length=64, unique=True)
+    code_verifier = EncryptedTextField(blank=True, default="")
+    origin = models.CharField(max_length=10, choices=Origin.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("authorization attempt")
+        verbose_name_plural = _("authorization attempts")
+
+    def __str__(self) -> str:
+        return f"{self.capability} {self.status}"
+
+
+class SyncedDatabase(models.Model):
+    """`worker.database(...)`: the table a sync fills."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="databases")
+    key = models.CharField(_("key"), max_length=100)
+    title = models.CharField(_("title"), max_length=200)
+    primary_key = models.CharField(_("primary key property"), max_length=200)
+    properties = models.JSONField(_("properties"), default=dict)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["worker__slug", "key"]
+        constraints = [models.UniqueConstraint(fields=["worker", "key"], name="unique_database_per_worker")]
+        verbose_name = _("database")
+        verbose_name_plural = _("databases")
+
+    def __str__(self) -> str:
+        return self.title or self.key
+
+
+class Record(models.Model):
+    database = models.ForeignKey(SyncedDatabase, on_delete=models.CASCADE, related_name="records")
+    key = models.CharField(_("key"), max_length=500)
+    properties = models.JSONField(_("properties"), default=dict)
+    # Text of the property values, for admin search without JSON operators.
+    search_text = models.TextField(blank=True, default="")
+    # The replace-mode cycle that last saw this record; unseen ones are deleted at cycle end.
+    cycle = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["database", "key"]
+        constraints = [models.UniqueConstraint(fields=["database", "key"], name="unique_record_key")]
+        verbose_name = _("record")
+        verbose_name_plural = _("records")
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Tool(models.Model):
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="tools")
+    key = models.CharField(_("key"), max_length=100)
+    title = models.CharField(_("title"), max_length=200, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    input_schema = models.JSONField(_("input schema"), default=dict)
+    output_schema = models.JSONField(_("output schema"), null=True, blank=True)
+    hints = models.JSONField(_("hints"), default=dict, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["worker__slug", "key"]
+        constraints = [models.UniqueConstraint(fields=["worker", "key"], name="unique_tool_per_worker")]
+        permissions = [("run_tool", "Can run tools")]
+        verbose_name = _("tool")
+        verbose_name_plural = _("tools")
+
+    def __str__(self) -> str:
+        return f"{self.worker.slug}:{self.key}"
+
+
+class Sync(models.Model):
+    class Mode(models.TextChoices):
+        INCREMENTAL = "incremental", _("incremental")
+        REPLACE = "replace", _("replace")
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="syncs")
+    key = models.CharField(_("key"), max_length=100)
+    database = models.ForeignKey(SyncedDatabase, on_delete=models.PROTECT, related_name="syncs")
+    schedule = models.CharField(_("schedule"), max_length=100, default="continuous")
+    mode = models.CharField(_("mode"), max_length=20, choices=Mode.choices, default=Mode.INCREMENTAL)
+    is_active = models.BooleanField(_("active"), default=True)
+    # Committed with each page: where the next page (or the next cycle) starts.
+    state = models.JSONField(_("state"), null=True, blank=True)
+    # True while a cycle is between its first and last page; a new run then resumes it.
+    cycle_in_progress = models.BooleanField(default=False)
+    cycle = models.PositiveIntegerField(default=0)
+    pages_done = models.PositiveIntegerField(default=0)
+    last_cycle_completed_at = models.DateTimeField(null=True, blank=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["worker__slug", "key"]
+        constraints = [models.UniqueConstraint(fields=["worker", "key"], name="unique_sync_per_worker")]
+        permissions = [("run_sync", "Can run syncs")]
+        verbose_name = _("sync")
+        verbose_name_plural = _("syncs")
+
+    def __str__(self) -> str:
+        return f"{self.worker.slug}:{self.key}"
+
+
+class Webhook(models.Model):
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="webhooks")
+    key = models.CharField(_("key"), max_length=100)
+    # {"secret": "NAME", "header": ..., "algorithm": ..., "prefix": ..., "timestamp_header": ...}
+    signature = models.JSONField(_("signature check"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["worker__slug", "key"]
+        constraints = [models.UniqueConstraint(fields=["worker", "key"], name="unique_webhook_per_worker")]
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
+
+    def __str__(self) -> str:
+        return f"{self.worker.slug}:{self.key}"
+
+    def get_absolute_path(self) -> str:
+        return f"/webhooks/{self.worker.slug}/{self.key}/"
+
+
+class WebhookEvent(models.Model):
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", _("accepted")
+        REJECTED = "rejected", _("rejected")
+
+    webhook = models.ForeignKey(Webhook, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    path = models.CharField(max_length=300)
+    method = models.CharField(max_length=10)
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField(blank=True, default=b"")
+    body_size = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("webhook event")
+        verbose_name_plural = _("webhook events")
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.status}"
+
+
+class Run(models.Model):
+    """One execution of a tool, a sync or a webhook handler."""
+
+    class Kind(models.TextChoices):
+        TOOL = "tool", _("tool")
+        SYNC = "sync", _("sync")
+        WEBHOOK = "webhook", _("webhook")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        RETRYING = "retrying", _("retrying")
+        SKIPPED = "skipped", _("skipped")
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="runs")
+    target = models.CharField(_("target"), max_length=100, help_text=_("Tool, sync or webhook key."))
+    tool = models.ForeignKey(Tool, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    sync = models.ForeignKey(Sync, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    webhook_event = models.ForeignKey(
+        WebhookEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    trigger = models.CharField(_("trigger"), max_length=20, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    input = models.JSONField(_("input"), null=True, blank=True)
+    result = models.JSONField(_("result"), null=True, blank=True)
+    result_truncated = models.BooleanField(default=False)
+    error = models.TextField(_("error"), blank=True)
+    traceback = models.TextField(_("traceback"), blank=True)
+    log = models.TextField(_("log output"), blank=True)
+    progress = models.JSONField(_("progress"), default=dict, blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    queued_at = models.DateTimeField(_("queued"), auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["kind", "status"])]
+        verbose_name = _("run")
+        verbose_name_plural = _("runs")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target} #{self.pk}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED

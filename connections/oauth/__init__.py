@@ -1,0 +1,1 @@
+"""OAuth: the authorization-code flow, token exchange and refresh, and provider quirks."""

@@ -1,0 +1,24 @@
+"""What worker code imports: `from connections.sdk import Worker, j, schema, builder`."""
+
+from ..exceptions import (
+    InvalidToolInputError,
+    ReauthorizationRequired,
+    TokenRefreshError,
+    WebhookVerificationError,
+)
+from . import jsonschema as j
+from .properties import builder, schema
+from .worker import OAuthCapability, SecretRef, Worker
+
+__all__ = [
+    "InvalidToolInputError",
+    "OAuthCapability",
+    "ReauthorizationRequired",
+    "SecretRef",
+    "TokenRefreshError",
+    "WebhookVerificationError",
+    "Worker",
+    "builder",
+    "j",
+    "schema",
+]

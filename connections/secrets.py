@@ -1,0 +1,78 @@
+"""Workers' secrets: set, unset, list and read, always encrypted at rest."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from .exceptions import MissingSecret, WorkerNotFound
+from .models import Secret, Worker
+
+
+def _worker(slug: str) -> Worker:
+    try:
+        return Worker.objects.get(slug=slug)
+    except Worker.DoesNotExist:
+        raise WorkerNotFound(f"No deployed worker {slug!r}: run `python manage.py workers deploy` first") from None
+
+
+def get_secret(worker: str, name: str) -> str:
+    """The value of a worker's secret; MissingSecret when it has not been set."""
+    try:
+        return Secret.objects.only("value").get(worker__slug=worker, name=name).value
+    except Secret.DoesNotExist:
+        raise MissingSecret(worker, name) from None
+
+
+def set_secrets(worker: str, values: dict[str, str]) -> list[tuple[str, bool]]:
+    """Store each value encrypted; returns (name, created) pairs."""
+    target = _worker(worker)
+    results = []
+    with transaction.atomic():
+        for name, value in values.items():
+            secret, created = Secret.objects.get_or_create(worker=target, name=name, defaults={"value": value})
+            if not created:
+                secret.value = value
+                secret.save(update_fields=["value", "updated_at"])
+            results.append((name, created))
+    return results
+
+
+def unset_secrets(worker: str, names: list[str]) -> list[str]:
+    """Remove the named secrets; returns the names that did not exist."""
+    target = _worker(worker)
+    existing = set(Secret.objects.filter(worker=target, name__in=names).values_list("name", flat=True))
+    Secret.objects.filter(worker=target, name__in=existing).delete()
+    return [name for name in names if name not in existing]
+
+
+def list_secrets(worker: str) -> list[tuple[str, object]]:
+    """(name, last set) pairs; values are never read."""
+    target = _worker(worker)
+    return list(Secret.objects.filter(worker=target).order_by("name").values_list("name", "updated_at"))
+
+
+def missing_secrets(worker: Worker) -> list[str]:
+    """Secret names the worker's active capabilities and webhooks refer to but which are not set."""
+    wanted: set[str] = set()
+    for capability in worker.capabilities.filter(is_active=True):
+        wanted.update(capability.secret_names())
+    for webhook in worker.webhooks.filter(is_active=True, signature__isnull=False):
+        if webhook.signature and webhook.signature.get("secret"):
+            wanted.add(webhook.signature["secret"])
+    have = set(worker.secrets.values_list("name", flat=True))
+    return sorted(wanted - have)
+
+
+def workers_wanting(name: str) -> list[str]:
+    """Slugs of active workers that refer to secret `name` or already store one by that name."""
+    slugs = set(Secret.objects.filter(name=name, worker__is_active=True).values_list("worker__slug", flat=True))
+    for worker in Worker.objects.filter(is_active=True).prefetch_related("capabilities", "webhooks"):
+        refs = {n for cap in worker.capabilities.all() if cap.is_active for n in cap.secret_names()}
+        refs |= {
+            hook.signature["secret"]
+            for hook in worker.webhooks.all()
+            if hook.is_active and hook.signature and hook.signature.get("secret")
+        }
+        if name in refs:
+            slugs.add(worker.slug)
+    return sorted(slugs)

@@ -1,0 +1,1 @@
+"""Signal handlers (none yet beyond imports kept for ready())."""

@@ -1,0 +1,1 @@
+"""Example workers; WORKER_MODULES lists these by default."""

@@ -1,0 +1,232 @@
+"""Shared fixtures: a live site with the sandbox provider, a real Celery worker, and no network but loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+from django.test.utils import override_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "correct-horse-battery-staple-9"
+
+
+# --- no network but loopback -------------------------------------------------------------
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _loopback_only(address: Any) -> None:
+    if isinstance(address, (str, bytes)):  # AF_UNIX
+        return
+    host = address[0]
+    if host in ("localhost",):
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise RuntimeError(f"Test tried to reach {host!r}: tests may only talk to 127.0.0.1")
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    _loopback_only(address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+    _loopback_only(address)
+    return _real_connect_ex(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    """An unplanned request to anywhere but this machine fails the test instead of reaching the network."""
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_registry() -> Iterator[None]:
+    from connections import registry
+
+    registry.clear_cache()
+    yield
+    registry.clear_cache()
+
+
+# --- the live site -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def site_url(live_server: Any) -> Iterator[str]:
+    """The live server's URL, which is also PUBLIC_URL for this test session."""
+    override = override_settings(PUBLIC_URL=live_server.url, CSRF_TRUSTED_ORIGINS=[live_server.url])
+    override.enable()
+    yield live_server.url
+    override.disable()
+
+
+class Site:
+    """The live site with the sandbox provider set up and the example workers deployed."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def admin_session(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> requests.Session:
+        """A requests session logged into the admin over HTTP."""
+        session = requests.Session()
+        page = session.get(f"{self.url}/admin/login/", timeout=10)
+        token = csrf_from(page.text)
+        answer = session.post(
+            f"{self.url}/admin/login/",
+            timeout=10,
+            data={"username": username, "password": password, "csrfmiddlewaretoken": token, "next": "/admin/"},
+        )
+        assert answer.ok and "/admin/login/" not in answer.url, "admin login failed"
+        return session
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def site(site_url: str, transactional_db: None) -> Site:
+    """Sandbox provider registered, example workers deployed, an admin user; all over real HTTP."""
+    from django.contrib.auth import get_user_model
+
+    from connections.deploy import deploy
+    from sandbox.setup import setup_sandbox
+
+    get_user_model().objects.create_superuser("admin", "admin@example.test", ADMIN_PASSWORD)
+    setup_sandbox()
+    deploy()
+    return Site(site_url)
+
+
+# --- a real Celery worker process --------------------------------------------------------
+
+
+def database_url_for_subprocess() -> str:
+    """The URL of the test database this process uses, for processes started by tests."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or ""
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def subprocess_env(site_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": database_url_for_subprocess(),
+            "PUBLIC_URL": site_url,
+            "DJANGO_SETTINGS_MODULE": "workers_site.settings",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class CeleryWorker:
+    def __init__(self, proc: subprocess.Popen[str], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_celery_worker(
+    site_url: str, log: Path, *, concurrency: int = 2, pool: str = "prefork", **env: str
+) -> CeleryWorker:
+    """Start `celery -A workers_site worker` against the test database and wait until it is ready."""
+    handle = log.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers_site",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(site_url, **env),
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    worker = CeleryWorker(proc, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "ready." in worker.output():
+            return worker
+        if proc.poll() is not None:
+            raise RuntimeError(f"celery worker exited ({proc.returncode}):\n{worker.output()[-3000:]}")
+        time.sleep(0.2)
+    worker.stop()
+    raise RuntimeError(f"celery worker not ready after 60 s:\n{worker.output()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    site_url: str, django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CeleryWorker]:
+    """One real worker process for the session, on the configured broker (embedded or Redis)."""
+    from workers_site.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()
+        worker = start_celery_worker(site_url, tmp_path_factory.mktemp("celery") / "worker.log")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def broker_kind() -> str:
+    return "redis" if settings.CELERY_BROKER_URL.startswith("redis") else "embedded"

@@ -1,0 +1,14 @@
+"""WSGI entry point: `workers_site.wsgi:application`."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
+
+application = get_wsgi_application()
+
+# Refuse to serve when the configured keys cannot read what is stored.
+from connections.crypto import assert_keys_can_read  # noqa: E402
+
+assert_keys_can_read()
