@@ -23,15 +23,22 @@ PROPERTY_TYPES = (
 )
 
 
+# The TypeScript SDK's camelCase spellings, accepted so examples port unchanged.
+_ALIASES = {"richText": "rich_text", "phoneNumber": "phone_number", "multiSelect": "multi_select"}
+
+
 class _SchemaHelpers:
     """`schema.title()`, `schema.select(options=[...])`, ... return property declarations."""
 
     def __getattr__(self, name: str) -> Any:
-        if name not in PROPERTY_TYPES:
-            raise AttributeError(f"schema has no property type {name!r}; known types: {', '.join(PROPERTY_TYPES)}")
+        if name.startswith("_"):
+            raise AttributeError(name)
+        # An unknown type (schema.formula()) is declared anyway: worker.database() rejects it
+        # with the worker and database key in the message, which an AttributeError here cannot name.
+        kind = _ALIASES.get(name, name)
 
         def declare(**options: Any) -> dict[str, Any]:
-            return {"type": name, **options}
+            return {"type": kind, **options}
 
         declare.__name__ = name
         return declare

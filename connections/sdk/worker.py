@@ -137,7 +137,23 @@ def parse_schedule(schedule: str) -> tuple[str, int | str | None]:
             raise ValueError(f"schedule {schedule!r} is outside 1 minute to 7 days")
         return "interval", minutes
     if len(value.split()) == 5:
-        return "cron", value
+        from celery.schedules import crontab
+
+        minute, hour, day_of_month, month_of_year, day_of_week = value.split()
+        try:
+            # Parsed here so a typo fails at import, not when beat first loads the entry.
+            crontab(
+                minute=minute,
+                hour=hour,
+                day_of_month=day_of_month,
+                month_of_year=month_of_year,
+                day_of_week=day_of_week,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"schedule {schedule!r} is not a valid cron line (minute hour day-of-month month day-of-week): {exc}"
+            ) from None
+        return "cron", " ".join(value.split())
     raise ValueError(f"schedule {schedule!r} is not 'continuous', 'manual', '<n>m', '<n>h', '<n>d' or a cron line")
 
 
@@ -297,7 +313,9 @@ class Worker:
         for prop, declaration in properties.items():
             kind = declaration.get("type") if isinstance(declaration, dict) else None
             if kind not in PROPERTY_TYPES:
-                raise self._fail(key, f"property {prop!r} has unknown type {kind!r}")
+                raise self._fail(
+                    key, f"property {prop!r} has unknown type {kind!r}; known types: {', '.join(PROPERTY_TYPES)}"
+                )
         if primary_key not in properties:
             raise self._fail(key, f"primary_key {primary_key!r} is not one of its properties")
         database = DatabaseDef(self.slug, key, title or key, primary_key, {k: dict(v) for k, v in properties.items()})
