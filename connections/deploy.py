@@ -200,7 +200,9 @@ def _schedule(sync: m.Sync) -> None:
 
     kind, value = parse_schedule(sync.schedule)
     if kind == "manual":
-        _unschedule(m.Sync.objects.filter(pk=sync.pk))
+        # No beat entry at all: nothing but a person can start a manual sync.
+        if sync.periodic_task_id is not None:
+            PeriodicTask.objects.filter(pk=sync.periodic_task_id).delete()
         return
     schedule_fields: dict[str, Any] = {"interval": None, "crontab": None}
     if kind == "cron":
@@ -237,6 +239,11 @@ def _schedule(sync: m.Sync) -> None:
 
 
 def _unschedule(syncs: models.QuerySet) -> None:
-    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
-    PeriodicTask.objects.filter(pk__in=syncs.exclude(periodic_task=None).values("periodic_task")).update(enabled=False)
+    updated = PeriodicTask.objects.filter(
+        pk__in=syncs.exclude(periodic_task=None).values("periodic_task"), enabled=True
+    ).update(enabled=False)
+    if updated:
+        # A bulk update sends no signal, and a running beat reloads only when told so.
+        PeriodicTasks.update_changed()

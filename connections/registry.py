@@ -36,6 +36,10 @@ def _import(names: tuple[str, ...]) -> dict[str, Worker]:
             raise
         except ImportError as exc:
             raise WorkerDefinitionError(f"Cannot import worker module {name}: {exc}") from None
+        except Exception as exc:
+            # Any other mistake in worker code (a NameError, a bad j.enum()) is still a definition
+            # error: commands report it in one line instead of a traceback.
+            raise WorkerDefinitionError(f"Cannot import worker module {name}: {type(exc).__name__}: {exc}") from exc
         found = [value for value in vars(module).values() if isinstance(value, Worker)]
         if not found:
             raise WorkerDefinitionError(f"Worker module {name} defines no Worker")
