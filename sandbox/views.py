@@ -4,9 +4,34 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
-from oauth2_provider.decorators import protected_resource
+from functools import wraps
+from typing import Any
+
+from oauth2_provider.oauth2_backends import get_oauthlib_core
 
 from .models import SandboxItem
+
+
+def protected_resource(scopes: list[str]) -> Any:
+    """Like django-oauth-toolkit's decorator, but answers 401 with WWW-Authenticate as real APIs do.
+
+    (DOT's own answers 403 to an expired token, which would hide the case a 401 retry exists for.)
+    """
+
+    def decorator(view: Any) -> Any:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            valid, oauth_request = get_oauthlib_core().verify_request(request, scopes=scopes)
+            if not valid:
+                response = JsonResponse({"error": "invalid_token"}, status=401)
+                response["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+                return response
+            request.resource_owner = oauth_request.user
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 @protected_resource(scopes=["read"])

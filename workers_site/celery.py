@@ -12,11 +12,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 app = Celery("workers_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The token-care tasks live beside the refresh code rather than in connections/tasks.py.
+app.autodiscover_tasks(["connections.oauth"])
 
 
 @worker_init.connect
 def _refuse_unreadable_secrets(**_: object) -> None:
     """A worker that cannot decrypt what is stored must not start and fail every task."""
     from connections.crypto import assert_keys_can_read
+    from connections.exceptions import UndecryptableValue
 
-    assert_keys_can_read()
+    try:
+        assert_keys_can_read()
+    except UndecryptableValue as exc:
+        # Celery logs an Exception raised by a signal handler and starts anyway;
+        # SystemExit is not an Exception, so it ends the process with this message.
+        raise SystemExit(f"Refusing to start the Celery worker: {exc}") from None

@@ -80,8 +80,8 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
-        # BEGIN IMMEDIATE takes SQLite's write lock when a transaction starts: that is the
-        # SQLite counterpart of PostgreSQL's row lock around a token refresh.
+        # BEGIN IMMEDIATE takes the write lock when a transaction starts, so two transactions
+        # that read then write wait for each other instead of failing with "database is locked".
         "transaction_mode": "IMMEDIATE",
         "timeout": 60,
         # WAL lets the web server, Celery workers and beat read while one of them writes.
@@ -142,6 +142,17 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    "refresh-expiring-tokens": {"task": "connections.oauth.refresh_expiring_tokens", "schedule": 60.0},
+    "keep-refresh-tokens-alive": {"task": "connections.oauth.keep_refresh_tokens_alive", "schedule": 3600.0},
+}
+
+# The app's own settings (connections/conf.py documents each); env names match.
+WORKERS_TOKEN_REFRESH_MARGIN = env.int("WORKERS_TOKEN_REFRESH_MARGIN", default=60)
+WORKERS_HTTP_TIMEOUT = env.float("WORKERS_HTTP_TIMEOUT", default=15.0)
+WORKERS_STATE_TTL = env.int("WORKERS_STATE_TTL", default=600)
+WORKERS_EXPIRING_WITHIN = env.int("WORKERS_EXPIRING_WITHIN", default=300)
+WORKERS_REFRESH_IDLE_SECONDS = env.int("WORKERS_REFRESH_IDLE_SECONDS", default=24 * 3600)
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {

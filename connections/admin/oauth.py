@@ -1,13 +1,27 @@
-"""OAuth capabilities: configuration (read-only, the code is the source of truth) and connection health."""
+"""OAuth capabilities: configuration (read-only: the code is the source of truth), health, and
+Connect / Reconnect / Disconnect. No page ever shows a token."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
-from ..models import OAuthCapability
+from ..conf import app_settings
+from ..exceptions import AuthorizationError
+from ..models import AuthorizationAttempt, Connection, OAuthCapability
+from ..oauth import health as h
+from ..oauth.flow import start_authorization
+from ..oauth.tokens import disconnect
 from ..secrets import missing_secrets
 
 CONFIG_FIELDS = [
@@ -26,16 +40,57 @@ CONFIG_FIELDS = [
     "use_pkce",
     "is_active",
 ]
+HEALTH_FIELDS = ["status_badge", "expires", "last_refresh", "granted_scope", "last_error", "failures", "connected"]
+CONNECT_PERMISSION = "connections.connect_oauthcapability"
+
+
+class HealthFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "health"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return list(h.LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
+        value = self.value()
+        if not value:
+            return None
+        S = Connection.Status
+        soon = timezone.now() + timedelta(seconds=app_settings.EXPIRING_WITHIN)
+        now = timezone.now()
+        expiring = Q(connection__status=S.CONNECTED, connection__expires_at__lte=soon)
+        if value == h.NOT_CONNECTED:
+            return queryset.filter(Q(connection__isnull=True) | Q(connection__status=S.NOT_CONNECTED))
+        if value == h.CONNECTED:
+            return queryset.filter(connection__status=S.CONNECTED).exclude(expiring)
+        if value == h.EXPIRING:
+            return queryset.filter(expiring).exclude(
+                connection__expires_at__lte=now, connection__has_refresh_token=False
+            )
+        if value == h.REFRESH_FAILING:
+            return queryset.filter(connection__status=S.REFRESH_FAILING)
+        if value == h.NEEDS_REAUTH:
+            return queryset.filter(
+                Q(connection__status=S.NEEDS_REAUTH)
+                | Q(
+                    connection__status=S.CONNECTED, connection__expires_at__lte=now, connection__has_refresh_token=False
+                )
+            )
+        return None
 
 
 @admin.register(OAuthCapability)
 class OAuthCapabilityAdmin(admin.ModelAdmin):
-    list_display = ["key", "worker", "name", "provider", "is_active"]
-    list_filter = ["is_active", "worker"]
+    list_display = ["key", "worker", "name", "status_badge", "expires", "last_refresh", "is_active"]
+    list_filter = [HealthFilter, "is_active", "worker"]
     search_fields = ["key", "name", "worker__slug"]
-    list_select_related = ["worker"]
-    fields = CONFIG_FIELDS
-    readonly_fields = CONFIG_FIELDS
+    list_select_related = ["worker", "connection"]
+    fieldsets = [
+        (_("Connection"), {"fields": HEALTH_FIELDS}),
+        (_("Configuration (from the worker's code; change it there and deploy)"), {"fields": CONFIG_FIELDS}),
+    ]
+    readonly_fields = CONFIG_FIELDS + HEALTH_FIELDS
+    change_form_template = "admin/connections/oauthcapability/change_form.html"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -43,17 +98,128 @@ class OAuthCapabilityAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # nothing here is editable; the page is a view plus the connect actions
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/connect/", wrap(self.connect_view), name="connections_oauthcapability_connect"),
+            path(
+                "<path:object_id>/disconnect/",
+                wrap(self.disconnect_view),
+                name="connections_oauthcapability_disconnect",
+            ),
+            *super().get_urls(),
+        ]
+
+    # --- health columns -------------------------------------------------------------------
+
+    @staticmethod
+    def _conn(obj: OAuthCapability) -> Connection | None:
+        try:
+            return obj.connection
+        except Connection.DoesNotExist:
+            return None
+
+    @admin.display(description=_("status"))
+    def status_badge(self, obj: OAuthCapability) -> str:
+        state = h.health(self._conn(obj))
+        return format_html(
+            '<span style="color:#fff;background:{};padding:2px 8px;border-radius:10px;white-space:nowrap">{}</span>',
+            h.COLOURS[state],
+            h.LABELS[state],
+        )
+
+    @admin.display(description=_("expires"))
+    def expires(self, obj: OAuthCapability) -> Any:
+        conn = self._conn(obj)
+        if conn is None or conn.status == Connection.Status.NOT_CONNECTED:
+            return "-"
+        return conn.expires_at or _("unknown (the provider gave no lifetime)")
+
+    @admin.display(description=_("last refresh"))
+    def last_refresh(self, obj: OAuthCapability) -> Any:
+        conn = self._conn(obj)
+        return (conn.last_refreshed_at if conn else None) or "-"
+
+    @admin.display(description=_("granted scopes"))
+    def granted_scope(self, obj: OAuthCapability) -> str:
+        conn = self._conn(obj)
+        return (conn.granted_scope if conn else "") or "-"
+
+    @admin.display(description=_("last error"))
+    def last_error(self, obj: OAuthCapability) -> str:
+        conn = self._conn(obj)
+        if conn is None or not conn.last_error:
+            return "-"
+        return (
+            f"{conn.last_error} ({conn.last_error_at:%Y-%m-%d %H:%M:%S %Z})" if conn.last_error_at else conn.last_error
+        )
+
+    @admin.display(description=_("failed refreshes in a row"))
+    def failures(self, obj: OAuthCapability) -> int:
+        conn = self._conn(obj)
+        return conn.failure_count if conn else 0
+
+    @admin.display(description=_("connected"))
+    def connected(self, obj: OAuthCapability) -> Any:
+        conn = self._conn(obj)
+        return (conn.connected_at if conn else None) or "-"
+
+    # --- views ----------------------------------------------------------------------------
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         capability = self.get_object(request, object_id)
-        if capability is not None and request.method == "GET":
-            wanted = set(capability.secret_names())
-            missing = [name for name in missing_secrets(capability.worker) if name in wanted]
-            if missing:
-                messages.warning(
-                    request,
-                    f"Secret(s) not set for worker {capability.worker.slug}: "
-                    f"{', '.join(missing)}. Add them under Secrets before connecting.",
-                )
-        return super().change_view(request, object_id, form_url, extra_context)
+        context = dict(extra_context or {})
+        if capability is not None:
+            conn = self._conn(capability)
+            context["can_connect"] = request.user.has_perm(CONNECT_PERMISSION) and capability.is_active
+            context["is_connected"] = conn is not None and conn.status != Connection.Status.NOT_CONNECTED
+            context["redirect_url"] = app_settings.REDIRECT_URL
+            if request.method == "GET":
+                wanted = set(capability.secret_names())
+                missing = [name for name in missing_secrets(capability.worker) if name in wanted]
+                if missing:
+                    messages.warning(
+                        request,
+                        f"Secret(s) not set for worker {capability.worker.slug}: "
+                        f"{', '.join(missing)}. Add them under Secrets before connecting.",
+                    )
+        return super().change_view(request, object_id, form_url, context)
+
+    def _action_target(self, request: HttpRequest, object_id: str) -> OAuthCapability:
+        if not request.user.has_perm(CONNECT_PERMISSION):
+            raise PermissionDenied
+        return get_object_or_404(OAuthCapability.objects.select_related("worker"), pk=object_id)
+
+    def _back(self, capability: OAuthCapability) -> HttpResponseRedirect:
+        return redirect(reverse("admin:connections_oauthcapability_change", args=[capability.pk]))
+
+    def connect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST only (CSRF-checked): start the flow and send the browser to the provider."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        capability = self._action_target(request, object_id)
+        try:
+            started = start_authorization(
+                capability, origin=AuthorizationAttempt.Origin.ADMIN, user=request.user, session=request.session
+            )
+        except AuthorizationError as exc:
+            messages.error(request, str(exc))
+            return self._back(capability)
+        return HttpResponseRedirect(started.url)
+
+    def disconnect_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        capability = self._action_target(request, object_id)
+        conn, _ = Connection.objects.get_or_create(capability=capability)
+        problems = disconnect(conn.pk)
+        self.log_change(request, capability, "Disconnected")
+        for problem in problems:
+            messages.warning(request, problem)
+        messages.success(request, f"Disconnected {capability.key}; its tokens were forgotten.")
+        return self._back(capability)

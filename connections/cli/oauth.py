@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import time
+import webbrowser
 from typing import Any
 
+from django.core.management.base import CommandError
+from django.utils import timezone
+
 from ..conf import app_settings
+from ..exceptions import AuthorizationError
+from ..models import AuthorizationAttempt, Connection, OAuthCapability
+from ..oauth import health as h
+from ..oauth.flow import start_authorization
+from ..oauth.tokens import disconnect, refresh_connection
+from . import add_worker_option, resolve_worker
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -12,7 +23,110 @@ def add_arguments(subparsers: Any) -> None:
     sub = oauth.add_subparsers(dest="oauth_command", required=True)
     p = sub.add_parser("show-redirect-url", help="the redirect URL to register with providers")
     p.set_defaults(handler=handle_show_redirect_url)
+    p = sub.add_parser("start", help="print the authorization URL and wait for the callback")
+    add_worker_option(p)
+    p.add_argument("key", help="capability key, e.g. githubAuth")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the callback (default 600)")
+    p.set_defaults(handler=handle_start)
+    p = sub.add_parser("status", help="every capability: connected or not, expiry, last refresh, last error")
+    add_worker_option(p)
+    p.set_defaults(handler=handle_status)
+    p = sub.add_parser("refresh", help="force a token refresh")
+    add_worker_option(p)
+    p.add_argument("key")
+    p.set_defaults(handler=handle_refresh)
+    p = sub.add_parser("disconnect", help="forget the tokens (revoking them where the provider supports it)")
+    add_worker_option(p)
+    p.add_argument("key")
+    p.set_defaults(handler=handle_disconnect)
+
+
+def _capability(options: dict[str, Any]) -> OAuthCapability:
+    worker = resolve_worker(options.get("worker"), key=options["key"], model=OAuthCapability, kind="OAuth capability")
+    capability = OAuthCapability.objects.select_related("worker").filter(worker=worker, key=options["key"]).first()
+    if capability is None:
+        raise CommandError(f"Worker {worker.slug} has no OAuth capability {options['key']!r}.")
+    return capability
 
 
 def handle_show_redirect_url(command: Any, options: dict[str, Any]) -> None:
     command.stdout.write(app_settings.REDIRECT_URL)
+
+
+def handle_start(command: Any, options: dict[str, Any]) -> None:
+    capability = _capability(options)
+    try:
+        started = start_authorization(capability, origin=AuthorizationAttempt.Origin.CLI)
+    except AuthorizationError as exc:
+        raise CommandError(str(exc)) from None
+    command.stdout.write(f"Open this URL to authorize {capability.key}:\n{started.url}")
+    command.stdout.flush()
+    if not options["no_browser"]:
+        try:
+            webbrowser.open(started.url)
+        except webbrowser.Error:
+            pass
+    command.stdout.write(f"Waiting for the callback at {app_settings.REDIRECT_URL} (Ctrl-C to stop)...")
+    command.stdout.flush()
+    deadline = time.monotonic() + options["timeout"]
+    while time.monotonic() < deadline:
+        attempt = AuthorizationAttempt.objects.get(pk=started.attempt.pk)
+        if attempt.status == AuthorizationAttempt.Status.SUCCEEDED:
+            command.stdout.write(command.style.SUCCESS(f"Connected {capability.key}."))
+            return
+        if attempt.status == AuthorizationAttempt.Status.FAILED and attempt.error != "in progress":
+            raise CommandError(attempt.error)
+        time.sleep(0.5)
+    raise CommandError(
+        f"No callback within {options['timeout']:g} s; run `workers oauth start {capability.key}` again."
+    )
+
+
+def handle_status(command: Any, options: dict[str, Any]) -> None:
+    capabilities = OAuthCapability.objects.select_related("worker", "connection").filter(is_active=True)
+    if options.get("worker"):
+        capabilities = capabilities.filter(worker=resolve_worker(options["worker"]))
+    rows = [("CAPABILITY", "STATUS", "EXPIRES", "LAST REFRESH", "LAST ERROR")]
+    for capability in capabilities:
+        try:
+            conn: Connection | None = capability.connection
+        except Connection.DoesNotExist:
+            conn = None
+        state = h.health(conn)
+        expires = "-"
+        if conn is not None and state != h.NOT_CONNECTED:
+            expires = _when(conn.expires_at) if conn.expires_at else "unknown"
+        rows.append(
+            (
+                f"{capability.worker.slug}:{capability.key}",
+                str(h.LABELS[state]),
+                expires,
+                _when(conn.last_refreshed_at) if conn and conn.last_refreshed_at else "-",
+                (conn.last_error if conn and conn.last_error else "-")[:120],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        command.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+
+
+def _when(value: Any) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def handle_refresh(command: Any, options: dict[str, Any]) -> None:
+    capability = _capability(options)
+    conn, _ = Connection.objects.get_or_create(capability=capability)
+    refresh_connection(conn.pk, force=True)
+    conn.refresh_from_db(fields=["expires_at"])
+    expires = _when(conn.expires_at) if conn.expires_at else "unknown"
+    command.stdout.write(command.style.SUCCESS(f"Refreshed {capability.key}; the new token expires {expires}."))
+
+
+def handle_disconnect(command: Any, options: dict[str, Any]) -> None:
+    capability = _capability(options)
+    conn, _ = Connection.objects.get_or_create(capability=capability)
+    for problem in disconnect(conn.pk):
+        command.stderr.write(command.style.WARNING(problem))
+    command.stdout.write(command.style.SUCCESS(f"Disconnected {capability.key}; its tokens were forgotten."))

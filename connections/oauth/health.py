@@ -1,0 +1,49 @@
+"""A connection's health as the admin and `workers oauth status` show it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..conf import app_settings
+from ..models import Connection
+
+NOT_CONNECTED = "not_connected"
+CONNECTED = "connected"
+EXPIRING = "expiring"
+REFRESH_FAILING = "refresh_failing"
+NEEDS_REAUTH = "needs_reauth"
+
+LABELS = {
+    NOT_CONNECTED: _("not connected"),
+    CONNECTED: _("connected"),
+    EXPIRING: _("expiring"),
+    REFRESH_FAILING: _("refresh failing"),
+    NEEDS_REAUTH: _("needs reauthorization"),
+}
+
+COLOURS = {
+    NOT_CONNECTED: "#6b7280",
+    CONNECTED: "#1a7f37",
+    EXPIRING: "#b54708",
+    REFRESH_FAILING: "#b42318",
+    NEEDS_REAUTH: "#b42318",
+}
+
+
+def health(conn: Connection | None) -> str:
+    """One of the states above; `expiring` is a connected token within the background refresh window."""
+    if conn is None or conn.status == Connection.Status.NOT_CONNECTED:
+        return NOT_CONNECTED
+    if conn.status in (Connection.Status.NEEDS_REAUTH, Connection.Status.REFRESH_FAILING):
+        return conn.status
+    if conn.expires_at is not None:
+        now = timezone.now()
+        if conn.expires_at <= now:
+            # Refreshed on the next access_token(); without a refresh token only a reconnect helps.
+            return EXPIRING if conn.has_refresh_token else NEEDS_REAUTH
+        if conn.expires_at <= now + timedelta(seconds=app_settings.EXPIRING_WITHIN):
+            return EXPIRING
+    return CONNECTED

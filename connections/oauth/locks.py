@@ -1,0 +1,73 @@
+"""The per-connection refresh lock: one refresh at a time across threads, processes and machines.
+
+PostgreSQL (and any database with SELECT ... FOR UPDATE): the connection's row lock, held by the
+transaction that calls the provider and saves the answer. Waiters block on the row, then read the
+row as the refresher committed it.
+
+SQLite: its only lock is the whole database's, and holding that across an HTTP call would stall
+every other writer (the built-in sandbox provider writes to the same file while it answers). SQLite
+serves one machine, so an exclusive `flock` on a file beside the database does the same job for
+every thread and process there, and each write stays a short transaction of its own.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from ..conf import app_settings
+from ..exceptions import TokenRefreshError
+from ..models import Connection
+
+
+def _lock_path(connection_id: int) -> Path:
+    name = str(connection.settings_dict["NAME"])
+    folder = (
+        Path(f"{name}.locks")
+        if name and ":memory:" not in name and "mode=memory" not in name
+        else (Path(os.environ.get("TMPDIR", "/tmp")) / "workers-locks")
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"connection-{connection_id}.lock"
+
+
+@contextmanager
+def _file_lock(connection_id: int, key: str) -> Iterator[None]:
+    # Bounded: a refresh holds the lock for at most one provider call.
+    deadline = time.monotonic() + 2 * app_settings.HTTP_TIMEOUT + 10
+    fd = os.open(_lock_path(connection_id), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TokenRefreshError(
+                        key, "another refresh of this connection is taking too long", retryable=True
+                    ) from None
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def refresh_lock(connection_id: int, key: str = "") -> Iterator[Connection]:
+    """Hold the connection's refresh lock and yield its row as last committed."""
+    rows = Connection.objects.select_related("capability__worker")
+    if connection.features.has_select_for_update:
+        with transaction.atomic():
+            yield rows.select_for_update(of=("self",)).get(pk=connection_id)
+    else:
+        with _file_lock(connection_id, key):
+            yield rows.get(pk=connection_id)

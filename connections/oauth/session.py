@@ -1,0 +1,45 @@
+"""`capability.session()`: a requests session that sends the bearer token and survives one 401."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from ..sdk.worker import OAuthCapability
+
+
+class AuthorizedSession(requests.Session):
+    """Adds `Authorization: Bearer <token>`; on a 401 refreshes once and retries the request once.
+
+    A provider may revoke or shorten a token before the expiry it announced; the retry covers that
+    without a refresh storm: the refresh goes through the same lock as every other one, and a token
+    already replaced by another caller is simply reused.
+    """
+
+    def __init__(self, capability: OAuthCapability) -> None:
+        super().__init__()
+        self.capability = capability
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        token = self.capability.access_token()
+        response = self._send_with(token, method, url, *args, **kwargs)
+        if response.status_code != 401:
+            return response
+        from ..sdk.worker import local_mode
+        from .tokens import connection_of, refresh_connection
+
+        if local_mode.get():
+            return response  # a pulled token cannot be refreshed from here: run `workers env pull` again
+        conn = connection_of(self.capability.worker, self.capability.key)
+        fresh = refresh_connection(conn.pk, stale_token=token)
+        response.close()
+        return self._send_with(fresh, method, url, *args, **kwargs)
+
+    def _send_with(
+        self, token: str, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        headers["Authorization"] = f"Bearer {token}"
+        return super().request(method, url, *args, headers=headers, **kwargs)

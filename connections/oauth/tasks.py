@@ -1,0 +1,36 @@
+"""Background care of tokens, run by Celery beat: refresh before expiry, and keep idle refresh tokens alive."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+
+from ..conf import app_settings
+from ..models import Connection
+from .tokens import refresh_for_care
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="connections.oauth.refresh_expiring_tokens", ignore_result=True)
+def refresh_expiring_tokens() -> dict[str, int]:
+    """Refresh tokens that expire within WORKERS_EXPIRING_WITHIN, so tools rarely wait for a refresh."""
+    counts = {"refreshed": 0, "failed": 0}
+    ids = Connection.objects.expiring(timedelta(seconds=app_settings.EXPIRING_WITHIN)).values_list("pk", flat=True)
+    for pk in ids:
+        outcome = refresh_for_care(pk, force=False)
+        counts["refreshed" if outcome == "refreshed" else "failed"] += 1
+    return counts
+
+
+@shared_task(name="connections.oauth.keep_refresh_tokens_alive", ignore_result=True)
+def keep_refresh_tokens_alive() -> dict[str, int]:
+    """Providers revoke refresh tokens left unused; exercise those idle for WORKERS_REFRESH_IDLE_SECONDS."""
+    counts = {"refreshed": 0, "failed": 0}
+    ids = Connection.objects.idle(timedelta(seconds=app_settings.REFRESH_IDLE_SECONDS)).values_list("pk", flat=True)
+    for pk in ids:
+        outcome = refresh_for_care(pk, force=True)
+        counts["refreshed" if outcome == "refreshed" else "failed"] += 1
+    return counts

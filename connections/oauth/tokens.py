@@ -1,0 +1,219 @@
+"""Access tokens: hand out a valid one, refreshing it exactly once across threads, processes and machines.
+
+Every refresh happens in `refresh_connection`, under the connection's refresh lock (`locks.py`:
+the row lock on PostgreSQL, a file lock on SQLite). Whoever waits for the lock re-reads the row
+and, finding a fresh token, returns it without calling the provider. The provider's answer, new
+refresh token included, is saved before the lock is released, so it cannot be lost in between.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..exceptions import ReauthorizationRequired, TokenRefreshError, WorkerNotFound
+from ..models import Connection
+from . import client
+from .client import ProviderError, TokenResponse
+from .locks import refresh_lock
+
+logger = logging.getLogger(__name__)
+
+Status = Connection.Status
+
+
+def _margin(conn: Connection) -> timedelta:
+    """The refresh margin, but never more than half the token's lifetime (short-lived tokens)."""
+    margin = timedelta(seconds=app_settings.TOKEN_REFRESH_MARGIN)
+    issued = conn.last_refreshed_at or conn.connected_at
+    if conn.expires_at and issued:
+        margin = min(margin, (conn.expires_at - issued) / 2)
+    return margin
+
+
+def is_fresh(conn: Connection, now: datetime | None = None) -> bool:
+    """True when the stored access token can be handed out without a refresh."""
+    if not conn.access_token or conn.status in (Status.NOT_CONNECTED, Status.NEEDS_REAUTH):
+        return False
+    if conn.expires_at is None:  # the provider gave no lifetime: valid until it answers 401
+        return True
+    return conn.expires_at - _margin(conn) > (now or timezone.now())
+
+
+def _connection_for(worker: str, key: str, *fields: str) -> Connection:
+    conn = (
+        Connection.objects.filter(capability__worker__slug=worker, capability__key=key)
+        .only("id", "status", "expires_at", "connected_at", "last_refreshed_at", "last_error", *fields)
+        .first()
+    )
+    if conn is None:
+        raise WorkerNotFound(f"Worker {worker} has no deployed OAuth capability {key!r}: run `workers deploy`.")
+    return conn
+
+
+def access_token(worker: str, key: str) -> str:
+    """A valid access token for the capability; refreshes it first when it is about to expire.
+
+    The hot path is one indexed read and one decryption.
+    """
+    conn = _connection_for(worker, key, "access_token")
+    if is_fresh(conn):
+        return conn.access_token
+    if conn.status == Status.NOT_CONNECTED:
+        raise ReauthorizationRequired(key, "not connected")
+    if conn.status == Status.NEEDS_REAUTH:
+        raise ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
+    return refresh_connection(conn.pk)
+
+
+def token_extra(worker: str, key: str) -> dict[str, Any]:
+    """The rest of the last token response (e.g. Salesforce's instance_url)."""
+    return _connection_for(worker, key, "extra").extra or {}
+
+
+def refresh_connection(connection_id: int, *, force: bool = False, stale_token: str | None = None) -> str:
+    """Refresh under the row lock and return the access token.
+
+    Without `force`, a token found fresh after the lock is taken is returned as is (another caller
+    refreshed it). With `stale_token` (a token the provider just answered 401 to), a different
+    stored token counts as already refreshed. `force` refreshes regardless.
+    """
+    failure: Exception | None = None
+    with refresh_lock(connection_id) as conn:
+        key = conn.capability.key
+        if not force and is_fresh(conn) and (stale_token is None or conn.access_token != stale_token):
+            return conn.access_token
+        if conn.status == Status.NOT_CONNECTED:
+            raise ReauthorizationRequired(key, "not connected")
+        if conn.status == Status.NEEDS_REAUTH:
+            failure = ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
+        elif not conn.has_refresh_token:
+            _mark(conn, Status.NEEDS_REAUTH, "the token expired and the provider issued no refresh token")
+            failure = ReauthorizationRequired(key, conn.last_error)
+        else:
+            used = conn.refresh_token
+            try:
+                answer = client.refresh(conn.capability, used)
+            except ProviderError as exc:
+                failure = _refresh_failed(conn, exc, used)
+                if failure is None:  # lost a race to a writer outside the lock: use its token
+                    return Connection.objects.only("access_token").get(pk=conn.pk).access_token
+            else:
+                store_tokens(conn, answer, refreshed=True)
+                logger.info("Refreshed the token of %s (expires %s)", conn.capability, conn.expires_at)
+                return conn.access_token
+    # Raised after the transaction committed, so the recorded status and error are kept.
+    assert failure is not None
+    raise failure
+
+
+def _refresh_failed(conn: Connection, exc: ProviderError, used_refresh_token: str) -> Exception | None:
+    key = conn.capability.key
+    if exc.is_invalid_grant:
+        # Re-read before concluding the grant was revoked: a token rotated by someone else in the
+        # meantime makes the one we sent invalid without anything being wrong.
+        current = Connection.objects.only(
+            "refresh_token", "access_token", "expires_at", "status", "connected_at", "last_refreshed_at"
+        ).get(pk=conn.pk)
+        if current.refresh_token != used_refresh_token and is_fresh(current):
+            return None
+        _mark(conn, Status.NEEDS_REAUTH, f"the provider refused the refresh token ({exc.message})")
+        logger.warning("Connection %s needs re-authorization: %s", conn.capability, exc.message)
+        return ReauthorizationRequired(key, conn.last_error)
+    _mark(conn, Status.REFRESH_FAILING, exc.message, failed=True)
+    logger.warning(
+        "Refreshing %s failed (%s attempt(s) in a row): %s", conn.capability, conn.failure_count, exc.message
+    )
+    return TokenRefreshError(key, exc.message, retryable=exc.retryable, retry_after=exc.retry_after)
+
+
+def _mark(conn: Connection, status: str, error: str, *, failed: bool = False) -> None:
+    """Record a failure; the refresh token is never discarded here."""
+    conn.status = status
+    conn.last_error = error
+    conn.last_error_at = timezone.now()
+    if failed:
+        conn.failure_count += 1
+    conn.save(update_fields=["status", "last_error", "last_error_at", "failure_count", "updated_at"])
+
+
+def store_tokens(conn: Connection, answer: TokenResponse, *, refreshed: bool) -> None:
+    """Save a token response; a response without a refresh token keeps the stored one."""
+    now = timezone.now()
+    conn.access_token = answer.access_token
+    if answer.refresh_token:
+        conn.refresh_token = answer.refresh_token
+    conn.has_refresh_token = bool(conn.refresh_token)
+    conn.token_type = answer.token_type
+    if answer.scope or not refreshed:
+        conn.granted_scope = answer.scope
+    conn.expires_at = answer.expires_at
+    extra = dict(conn.extra or {}) if refreshed else {}
+    extra.update(answer.extra)
+    conn.extra = extra
+    conn.status = Status.CONNECTED
+    conn.failure_count = 0
+    conn.last_error = ""
+    conn.last_error_at = None
+    if refreshed:
+        conn.last_refreshed_at = now
+        conn.refresh_count += 1
+    else:
+        conn.connected_at = now
+        conn.last_refreshed_at = None
+    conn.save()
+
+
+def connection_of(worker: str, key: str) -> Connection:
+    return _connection_for(worker, key)
+
+
+def disconnect(connection_id: int) -> list[str]:
+    """Forget the tokens, revoking them at the provider first where it supports RFC 7009.
+
+    Returns problems worth telling the user (a revocation the provider refused); the tokens are
+    forgotten either way.
+    """
+    problems: list[str] = []
+    with refresh_lock(connection_id) as conn:
+        capability = conn.capability
+        if capability.revocation_endpoint and conn.status != Status.NOT_CONNECTED:
+            for token, hint in ((conn.refresh_token, "refresh_token"), (conn.access_token, "access_token")):
+                if not token:
+                    continue
+                try:
+                    client.revoke(capability, token, hint)
+                except ProviderError as exc:
+                    problems.append(f"revoking the {hint.replace('_', ' ')} failed: {exc.message}")
+                except Exception as exc:  # a missing client secret must not keep the tokens
+                    problems.append(f"revoking the {hint.replace('_', ' ')} failed: {exc}")
+                    break
+        conn.status = Status.NOT_CONNECTED
+        conn.access_token = ""
+        conn.refresh_token = ""
+        conn.has_refresh_token = False
+        conn.token_type = ""
+        conn.granted_scope = ""
+        conn.expires_at = None
+        conn.extra = None
+        conn.failure_count = 0
+        conn.last_error = ""
+        conn.last_error_at = None
+        conn.save()
+    return problems
+
+
+def refresh_for_care(connection_id: int, *, force: bool) -> str:
+    """Used by the background tasks: refresh one connection and say how it went, never raising."""
+    try:
+        refresh_connection(connection_id, force=force)
+    except (ReauthorizationRequired, TokenRefreshError) as exc:
+        return f"failed: {exc}"
+    return "refreshed"
+
+
+__all__ = ["TokenRefreshError", "access_token", "disconnect", "is_fresh", "refresh_connection", "store_tokens"]

@@ -1,0 +1,37 @@
+"""`/oauth/callback/`: the single redirect URL of every capability."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from ..exceptions import AuthorizationError
+from ..models import AuthorizationAttempt
+from .flow import complete_authorization
+
+
+@never_cache
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    """Complete the flow; on any failure show a clear page and store nothing."""
+    params = {key: request.GET.get(key, "") for key in ("state", "code", "error", "error_description")}
+    try:
+        attempt = complete_authorization(params, session=request.session, user=request.user)
+    except AuthorizationError as exc:
+        return render(
+            request, "connections/oauth_result.html", {"ok": False, "message": str(exc), "code": exc.code}, status=400
+        )
+    capability = attempt.capability
+    message = f"Connected {capability.key} ({capability.worker.slug})."
+    if attempt.origin == AuthorizationAttempt.Origin.ADMIN and request.user.is_staff:
+        messages.success(request, message)
+        return redirect(reverse("admin:connections_oauthcapability_change", args=[capability.pk]))
+    return render(
+        request,
+        "connections/oauth_result.html",
+        {"ok": True, "message": message + " You can close this window; the command line has noticed."},
+    )

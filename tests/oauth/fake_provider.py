@@ -1,0 +1,208 @@
+"""A small OAuth provider on 127.0.0.1 that behaves like GitHub, Google or Salesforce, or answers badly on purpose.
+
+The sandbox provider (django-oauth-toolkit) is the real authorization server of the suite; this one
+exists for the quirks and failures a real provider shows and the sandbox does not.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+from django.conf import settings
+from django.test.utils import override_settings
+
+from connections import registry
+from connections.deploy import deploy
+from connections.models import Secret
+from connections.sdk import Worker
+
+CLIENT_ID = "fake-client-id"
+CLIENT_SECRET = "fake-client-secret-7f3a9c"
+
+
+@dataclass
+class Reply:
+    """A scripted answer of the token endpoint."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class FakeProvider:
+    """Style: "plain" (RFC 6749), "github", "google" or "salesforce"."""
+
+    style: str = "plain"
+    expires_in: int | None = 3600
+    token_requests: list[dict[str, Any]] = field(default_factory=list)
+    revocations: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[dict[str, str]] = field(default_factory=list)
+    script: list[Reply] = field(default_factory=list)
+    issued: list[dict[str, str]] = field(default_factory=list)
+    revoked_refresh_tokens: set[str] = field(default_factory=set)
+    url: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- behaviour of each style ------------------------------------------------------------
+
+    def _new_tokens(self, grant: str) -> dict[str, Any]:
+        token: dict[str, Any] = {"access_token": "at-" + secrets.token_hex(16), "token_type": "bearer"}
+        if self.style == "github":
+            token["scope"] = "repo,user"
+        else:
+            token["scope"] = "read"
+        if self.style == "google" and grant == "refresh_token":
+            pass  # Google's refresh answers carry no new refresh token
+        else:
+            token["refresh_token"] = "rt-" + secrets.token_hex(16)
+        if self.style == "salesforce":
+            token["instance_url"] = "https://example.my.salesforce.test"
+            token["id"] = "https://login.salesforce.test/id/00D/005"
+        elif self.expires_in is not None:
+            token["expires_in"] = self.expires_in
+        self.issued.append(token)
+        return token
+
+    def token(self, form: dict[str, str], headers: dict[str, str]) -> Reply:
+        with self.lock:
+            self.token_requests.append({**form, "_accept": headers.get("accept", "")})
+            if self.script:
+                return self.script.pop(0)
+            if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+                return self._error("invalid_client", "Client authentication failed", 401)
+            grant = form.get("grant_type")
+            if grant == "refresh_token" and form.get("refresh_token") in self.revoked_refresh_tokens:
+                return self._error("invalid_grant", "The refresh token is invalid or revoked", 400)
+            if grant == "refresh_token" and self.style != "google":
+                self.revoked_refresh_tokens.add(form.get("refresh_token", ""))  # rotated on use
+            token = self._new_tokens(grant or "")
+        if self.style == "github" and "application/json" not in headers.get("accept", ""):
+            return Reply(body=urlencode(token), content_type="application/x-www-form-urlencoded")
+        return Reply(body=json.dumps(token))
+
+    def _error(self, error: str, description: str, status: int) -> Reply:
+        payload = {"error": error, "error_description": description}
+        if self.style == "github":  # GitHub: HTTP 200 with an error field
+            return Reply(status=200, body=json.dumps(payload))
+        return Reply(status=status, body=json.dumps(payload))
+
+    @property
+    def refresh_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.token_requests if r.get("grant_type") == "refresh_token"]
+
+
+def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def _send(self, reply: Reply) -> None:
+            if reply.delay:
+                time.sleep(reply.delay)
+            body = reply.body.encode()
+            self.send_response(reply.status)
+            self.send_header("Content-Type", reply.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def do_GET(self) -> None:
+            parsed = urlparse(self.path)
+            if parsed.path == "/authorize":
+                query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                provider.authorizations.append(query)
+                target = (
+                    query["redirect_uri"]
+                    + "?"
+                    + urlencode({"code": "code-" + secrets.token_hex(8), "state": query.get("state", "")})
+                )
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.end_headers()
+                return
+            self._send(Reply(status=404, body="{}"))
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            path = urlparse(self.path).path
+            if path == "/token":
+                self._send(provider.token(form, headers))
+            elif path == "/revoke":
+                provider.revocations.append(form)
+                provider.revoked_refresh_tokens.add(form.get("token", ""))
+                self._send(Reply(status=200, body=""))
+            else:
+                self._send(Reply(status=404, body="{}"))
+
+    return Handler
+
+
+@contextmanager
+def running(provider: FakeProvider) -> Iterator[FakeProvider]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
+    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield provider
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def deploy_fake_worker(
+    provider: FakeProvider, slug: str = "fake", key: str = "fakeAuth", **oauth: Any
+) -> Callable[[], None]:
+    """Deploy a worker whose capability uses `provider`, next to the example workers; store its secrets."""
+    worker = Worker(slug)
+    options: dict[str, Any] = {
+        "name": f"{slug}-oauth",
+        "authorization_endpoint": f"{provider.url}/authorize",
+        "token_endpoint": f"{provider.url}/token",
+        "revocation_endpoint": f"{provider.url}/revoke",
+        "scope": "read",
+        "client_id": worker.env("FAKE_CLIENT_ID"),
+        "client_secret": worker.env("FAKE_CLIENT_SECRET"),
+    }
+    options.update(oauth)
+    worker.oauth(key, **options)
+    module = types.ModuleType(f"tests_fake_worker_{slug}")
+    module.worker = worker  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    override = override_settings(WORKER_MODULES=[*settings.WORKER_MODULES, module.__name__])
+    override.enable()
+    registry.clear_cache()
+    deploy()
+    from connections.models import Worker as WorkerRow
+
+    row = WorkerRow.objects.get(slug=slug)
+    Secret.objects.update_or_create(worker=row, name="FAKE_CLIENT_ID", defaults={"value": CLIENT_ID})
+    Secret.objects.update_or_create(worker=row, name="FAKE_CLIENT_SECRET", defaults={"value": CLIENT_SECRET})
+
+    def undo() -> None:
+        override.disable()
+        registry.clear_cache()
+        sys.modules.pop(module.__name__, None)
+
+    return undo
