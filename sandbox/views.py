@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
-from django.utils.dateparse import parse_datetime
 from functools import wraps
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
+from django.utils.dateparse import parse_datetime
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 
 from .models import SandboxItem

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,11 +29,8 @@ from ..models import Connection
 
 def _lock_path(connection_id: int) -> Path:
     name = str(connection.settings_dict["NAME"])
-    folder = (
-        Path(f"{name}.locks")
-        if name and ":memory:" not in name and "mode=memory" not in name
-        else (Path(os.environ.get("TMPDIR", "/tmp")) / "workers-locks")
-    )
+    in_memory = not name or ":memory:" in name or "mode=memory" in name
+    folder = Path(tempfile.gettempdir()) / "workers-locks" if in_memory else Path(f"{name}.locks")
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"connection-{connection_id}.lock"
 
