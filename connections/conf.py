@@ -75,5 +75,25 @@ class AppSettings:
     def TASK_MAX_RETRIES(self) -> int:
         return int(getattr(settings, "WORKERS_TASK_MAX_RETRIES", 5))
 
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        """Seconds before the first retry of a run; doubled for each further one (with jitter)."""
+        return float(getattr(settings, "WORKERS_RETRY_BACKOFF", 2))
+
+    @property
+    def RETRY_BACKOFF_MAX(self) -> float:
+        """The longest wait between two attempts, a provider's Retry-After excepted."""
+        return float(getattr(settings, "WORKERS_RETRY_BACKOFF_MAX", 600))
+
+    @property
+    def RUN_LEASE(self) -> int:
+        """Seconds without a heartbeat after which a running run on another machine counts as lost."""
+        return int(getattr(settings, "WORKERS_RUN_LEASE", 120))
+
+    @property
+    def SYNC_MAX_PAGES(self) -> int:
+        """Pages one sync run does at most; the next run continues the cycle."""
+        return int(getattr(settings, "WORKERS_SYNC_MAX_PAGES", 1000))
+
 
 app_settings = AppSettings()

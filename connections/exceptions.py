@@ -84,3 +84,7 @@ class RetryableError(WorkersError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class InvalidSyncResult(WorkersError):
+    """A sync's page is not `{"changes": [...], "has_more": bool, "next_state": ...}` as declared."""

@@ -265,6 +265,8 @@ class Sync(models.Model):
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The run that holds this sync's lock; taken and released under the row lock (see runner/syncs.py).
+    running_run = models.ForeignKey("Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["worker__slug", "key"]
@@ -358,6 +360,10 @@ class Run(models.Model):
     log = models.TextField(_("log output"), blank=True)
     progress = models.JSONField(_("progress"), default=dict, blank=True)
     task_id = models.CharField(max_length=255, blank=True)
+    # "host:pid" of the process executing the run, and its last sign of life: a run whose process
+    # is gone (killed worker) can be told apart from one that is still working.
+    owner = models.CharField(_("executed by"), max_length=300, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     queued_at = models.DateTimeField(_("queued"), auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)

@@ -3,7 +3,11 @@
 from django.urls import path
 
 from . import views
+from .oauth import views as oauth_views
+from .runner import views as runner_views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("webhooks/<slug:worker>/<str:webhook>/", runner_views.webhook, name="webhook"),
+    path("oauth/callback/", oauth_views.callback, name="oauth-callback"),
 ]

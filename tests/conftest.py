@@ -21,6 +21,9 @@ from django.test.utils import override_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "correct-horse-battery-staple-9"
+# Test-only worker modules: the shared Celery worker imports them too, so tests that deploy them
+# (override_settings(WORKER_MODULES=...)) can run their code through it.
+TEST_WORKER_MODULES = ["tests.runner.workers_runner"]
 
 
 # --- no network but loopback -------------------------------------------------------------
@@ -171,7 +174,7 @@ class CeleryWorker:
 
 
 def start_celery_worker(
-    site_url: str, log: Path, *, concurrency: int = 2, pool: str = "prefork", **env: str
+    site_url: str, log: Path, *, concurrency: int = 2, pool: str = "prefork", queues: str = "", **env: str
 ) -> CeleryWorker:
     """Start `celery -A workers_site worker` against the test database and wait until it is ready."""
     handle = log.open("w")
@@ -194,6 +197,7 @@ def start_celery_worker(
             "--without-heartbeat",
             "-n",
             f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            *(["-Q", queues] if queues else []),
         ],
         cwd=ROOT,
         env=subprocess_env(site_url, **env),
@@ -222,7 +226,11 @@ def celery_worker(
 
     with django_db_blocker.unblock():
         app.control.purge()
-        worker = start_celery_worker(site_url, tmp_path_factory.mktemp("celery") / "worker.log")
+        worker = start_celery_worker(
+            site_url,
+            tmp_path_factory.mktemp("celery") / "worker.log",
+            WORKER_MODULES=",".join([*settings.WORKER_MODULES, *TEST_WORKER_MODULES]),
+        )
     yield worker
     worker.stop()
 

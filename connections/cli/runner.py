@@ -1,0 +1,189 @@
+"""`workers exec TOOL`, `workers sync run SYNC`, `workers runs`: run code on a Celery worker or here."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from ..models import Run, Sync, Tool
+from ..runner import runs
+from ..runner.syncs import execute_sync, start_sync, sync_row
+from ..runner.tools import execute_tool, start_tool
+from . import add_worker_option, resolve_worker
+
+_POLL = 0.2
+
+
+def add_arguments(subparsers: Any) -> None:
+    p = subparsers.add_parser("exec", help="run a tool on a Celery worker (or here with --local) and print its result")
+    p.add_argument("tool", metavar="TOOL")
+    p.add_argument("--input", default="{}", help="the tool's input as JSON (default {})")
+    p.add_argument("--local", action="store_true", help="run in this process; a pulled .env may supply the token")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the result (default 600)")
+    add_worker_option(p)
+    p.set_defaults(handler=handle_exec)
+
+    sync = subparsers.add_parser("sync", help="run syncs")
+    sub = sync.add_subparsers(dest="sync_command", required=True)
+    p = sub.add_parser("run", help="run a sync to completion, page by page")
+    p.add_argument("sync", metavar="SYNC")
+    p.add_argument("--local", action="store_true", help="run in this process instead of on a Celery worker")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the sync (default 3600)")
+    add_worker_option(p)
+    p.set_defaults(handler=handle_sync_run)
+
+    p = subparsers.add_parser("runs", help="recent runs with status and duration")
+    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--kind", choices=[k.value for k in Run.Kind], help="only tools, syncs or webhooks")
+    p.add_argument("--status", choices=[s.value for s in Run.Status], help="only runs with this status")
+    add_worker_option(p)
+    p.set_defaults(handler=handle_runs)
+
+
+def _wait(run: Run, timeout: float, on_change: Callable[[Run], None] | None = None) -> Run:
+    """Poll the run's row (there is no result backend) until it is finished."""
+    deadline = time.monotonic() + timeout
+    seen: tuple[Any, ...] = ()
+    while True:
+        run.refresh_from_db()
+        state = (run.status, run.attempts, json.dumps(run.progress, sort_keys=True))
+        if on_change is not None and state != seen:
+            on_change(run)
+        seen = state
+        if run.is_finished:
+            return run
+        if time.monotonic() > deadline:
+            raise CommandError(
+                f"Run #{run.pk} is still {run.status} after {timeout:g} s; is a Celery worker running "
+                "(`celery -A workers_site worker`)? Follow it with `python manage.py workers runs`."
+            )
+        time.sleep(_POLL)
+
+
+def _retry_note(command: Any) -> Callable[[Run], None]:
+    def note(run: Run) -> None:
+        if run.status == Run.Status.RETRYING:
+            command.stderr.write(command.style.WARNING(run.error))
+
+    return note
+
+
+def _local_loop(execute: Callable[[], runs.Outcome], command: Any) -> Run:
+    """Attempts in this process, with the same retries and waits a Celery worker would make."""
+    while True:
+        outcome = execute()
+        if outcome.retry_in is None:
+            return outcome.run
+        command.stderr.write(command.style.WARNING(outcome.run.error))
+        time.sleep(outcome.retry_in)
+
+
+def _fail_unless_succeeded(run: Run) -> None:
+    if run.status == Run.Status.SUCCEEDED:
+        return
+    if run.status == Run.Status.SKIPPED:
+        raise CommandError(run.error or f"Run #{run.pk} was skipped.")
+    raise CommandError(f"Run #{run.pk} failed: {run.error or 'no error recorded'}")
+
+
+def handle_exec(command: Any, options: dict[str, Any]) -> None:
+    try:
+        data = json.loads(options["input"])
+    except ValueError as exc:
+        raise CommandError(f"--input is not valid JSON: {exc}") from None
+    worker = resolve_worker(options.get("worker"), key=options["tool"], model=Tool, kind="tool")
+    local = options["local"]
+    # Validation happens here, before any run or task exists: bad input sends nothing.
+    run = start_tool(worker.slug, options["tool"], data, trigger="cli-local" if local else "cli", send=not local)
+    if local:
+        run = _local_loop(lambda: execute_tool(run.pk, local=True), command)
+    else:
+        run = _wait(run, options["timeout"], _retry_note(command))
+    _fail_unless_succeeded(run)
+    if run.result_truncated:
+        command.stderr.write(command.style.WARNING(f"The result was truncated to {len(run.result)} characters."))
+        command.stdout.write(run.result)
+    else:
+        command.stdout.write(json.dumps(run.result, indent=2, ensure_ascii=False))
+
+
+def describe_progress(progress: dict[str, Any]) -> str:
+    pages = progress.get("pages", 0)
+    written = progress.get("created", 0) + progress.get("updated", 0)
+    text = (
+        f"{pages} page(s), {written} record(s) written ({progress.get('created', 0)} new, "
+        f"{progress.get('updated', 0)} changed, {progress.get('unchanged', 0)} unchanged), "
+        f"{progress.get('deleted', 0)} deleted"
+    )
+    if progress.get("first_page", 1) > 1:
+        text += f"; resumed at page {progress['first_page']} of cycle {progress.get('cycle')}"
+    return text
+
+
+def handle_sync_run(command: Any, options: dict[str, Any]) -> None:
+    worker = resolve_worker(options.get("worker"), key=options["sync"], model=Sync, kind="sync")
+    sync = sync_row(worker.slug, options["sync"])
+    local = options["local"]
+    run = start_sync(sync, trigger="cli-local" if local else "cli", send=not local)
+    command.stdout.write(f"Sync {sync.key} (run #{run.pk}, {sync.mode}) {'here' if local else 'queued'}...")
+    shown = {"pages": 0}
+
+    def show(current: Run) -> None:
+        progress = current.progress or {}
+        if progress.get("pages", 0) > shown["pages"]:
+            shown["pages"] = progress["pages"]
+            page = progress.get("first_page", 1) + progress["pages"] - 1
+            command.stdout.write(f"  page {page} done: {describe_progress(progress)}")
+        if current.status == Run.Status.RETRYING:
+            command.stderr.write(command.style.WARNING(current.error))
+
+    if local:
+        run = _local_loop(lambda: execute_sync(run.pk, local=True, on_progress=show), command)
+    else:
+        run = _wait(run, options["timeout"], show)
+    _fail_unless_succeeded(run)
+    duration = run.duration.total_seconds() if run.duration else 0.0
+    progress = run.progress or {}
+    ended = "cycle complete" if progress.get("cycle_complete") else "cycle not complete (run it again to continue)"
+    command.stdout.write(
+        command.style.SUCCESS(f"Sync {sync.key} succeeded in {duration:.1f} s: {describe_progress(progress)}; {ended}.")
+    )
+
+
+def _duration(run: Run) -> str:
+    if run.duration is not None:
+        return f"{run.duration.total_seconds():.1f}s"
+    if run.started_at and not run.is_finished:
+        return f"{(timezone.now() - run.started_at).total_seconds():.0f}s+"
+    return "-"
+
+
+def handle_runs(command: Any, options: dict[str, Any]) -> None:
+    rows = Run.objects.select_related("worker").order_by("-queued_at", "-pk")
+    if options.get("worker"):
+        rows = rows.filter(worker=resolve_worker(options["worker"]))
+    if options.get("kind"):
+        rows = rows.filter(kind=options["kind"])
+    if options.get("status"):
+        rows = rows.filter(status=options["status"])
+    if options["limit"] < 1:
+        raise CommandError("--limit must be at least 1.")
+    rows = list(rows[: options["limit"]])
+    if not rows:
+        command.stdout.write("No runs yet.")
+        return
+    command.stdout.write(
+        f"{'ID':>6}  {'KIND':<8} {'TARGET':<28} {'STATUS':<10} {'TRIES':>5}  {'QUEUED':<19}  {'DURATION':>9}  ERROR"
+    )
+    for run in rows:
+        target = f"{run.worker.slug}:{run.target}"
+        error = (run.error.splitlines() or [""])[0][:80]
+        command.stdout.write(
+            f"{run.pk:>6}  {run.kind:<8} {target[:28]:<28} {run.status:<10} {run.attempts:>5}  "
+            f"{timezone.localtime(run.queued_at):%Y-%m-%d %H:%M:%S}  {_duration(run):>9}  {error}"
+        )

@@ -1,0 +1,95 @@
+"""One attempt at a run, whatever its kind: claim, run the code, record its outcome."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ..conf import app_settings
+from ..models import Run
+from ..sdk.worker import local_mode
+from . import runs
+from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets, scrub
+from .retry import next_retry
+
+
+class Skipped(Exception):
+    """Raised by a run's body when it must not run now (another run of the same sync holds the lock)."""
+
+
+def _combined_log(run: Run, attempt_log: str) -> str:
+    if run.attempts > 1 and run.log:
+        text = f"{run.log}--- attempt {run.attempts} ---\n{attempt_log}"
+    else:
+        text = attempt_log
+    limit = app_settings.RUN_LOG_LIMIT
+    if len(text) > limit:
+        text = "[earlier output not kept]\n" + text[-limit:]
+    return text
+
+
+def _scrub_result(value: Any, secrets: list[str], worker: str) -> Any:
+    if not secrets or value is None:
+        return value
+    text = json.dumps(value, ensure_ascii=False)
+    cleaned = scrub(text, worker, secrets)
+    return value if cleaned == text else json.loads(cleaned)
+
+
+def perform(
+    run_id: int,
+    body: Callable[[Run, runs.RunContext], Any],
+    *,
+    local: bool = False,
+    echo: bool = False,
+) -> runs.Outcome:
+    """Run `body` for the run unless it is finished or alive elsewhere; record result, error or retry.
+
+    Errors never escape: they become the run's error and traceback (credentials blanked), and
+    `Outcome.retry_in` says when a passing failure deserves another attempt.
+    """
+    run = runs.claim(run_id)
+    if run is None:
+        return runs.Outcome(Run.objects.get(pk=run_id), executed=False)
+    context = runs.RunContext(run.pk, run.kind, run.worker.slug, run.target, run.attempts, local)
+    result: Any = None
+    error: BaseException | None = None
+    token = local_mode.set(local)
+    try:
+        with runs.heartbeat(run), capture_output(echo=echo) as log:
+            try:
+                result = body(run, context)
+            except Exception as exc:
+                error = exc
+    finally:
+        local_mode.reset(token)
+    return _record(run, result, error, log)
+
+
+def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:
+    worker = run.worker.slug
+    secrets = known_secrets(worker)
+    fields: dict[str, Any] = {"log": scrub(_combined_log(run, log.getvalue()), worker, secrets)}
+    if error is None:
+        try:
+            value, truncated = encode_result(_scrub_result(result, secrets, worker))
+        except (TypeError, ValueError) as exc:
+            error = TypeError(f"the result is not JSON-serialisable: {exc}")
+        else:
+            runs.finish(
+                run, Run.Status.SUCCEEDED, result=value, result_truncated=truncated, error="", traceback="", **fields
+            )
+            return runs.Outcome(run)
+    if isinstance(error, Skipped):
+        runs.finish(run, Run.Status.SKIPPED, error=str(error), **fields)
+        return runs.Outcome(run)
+    message, trace = describe_error(error)
+    fields["traceback"] = scrub(trace, worker, secrets)
+    delay = next_retry(error, run.attempts)
+    if delay is None:
+        runs.finish(run, Run.Status.FAILED, error=scrub(message, worker, secrets), **fields)
+        return runs.Outcome(run)
+    note = f"{message} (attempt {run.attempts} of {app_settings.TASK_MAX_RETRIES + 1}; retrying in {delay:.1f} s)"
+    runs.finish(run, Run.Status.RETRYING, error=scrub(note, worker, secrets), **fields)
+    return runs.Outcome(run, retry_in=delay)

@@ -1,0 +1,174 @@
+"""A run's life: created queued, claimed by one process, kept alive by a heartbeat, finished once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from ..conf import app_settings
+from ..models import Run
+
+
+@dataclass
+class Outcome:
+    """What one attempt at a run came to. `retry_in` is set when the run should be tried again."""
+
+    run: Run
+    executed: bool = True
+    retry_in: float | None = None
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+
+@dataclass
+class RunContext:
+    """The `context` argument of tools, syncs and webhook handlers."""
+
+    run_id: int
+    kind: str
+    worker: str
+    key: str
+    attempt: int
+    local: bool = False
+
+
+def current_owner() -> str:
+    # Read at call time: a prefork pool child has another pid than the process that imported this.
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that nobody has reaped yet is a zombie, not a worker
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def is_alive(run: Run, now: datetime | None = None) -> bool:
+    """Whether the process executing `run` may still be working on it."""
+    if run.status != Run.Status.RUNNING or run.heartbeat_at is None:
+        return False
+    now = now or timezone.now()
+    if (now - run.heartbeat_at).total_seconds() > app_settings.RUN_LEASE:
+        return False
+    host, _, pid = run.owner.rpartition(":")
+    # On this machine the answer need not wait for the lease: the process is there or it is not.
+    if host == socket.gethostname() and pid.isdigit():
+        return _pid_alive(int(pid))
+    return True
+
+
+def create_run(
+    kind: str,
+    worker: Any,
+    target: str,
+    *,
+    trigger: str,
+    input: Any = None,
+    tool: Any = None,
+    sync: Any = None,
+    webhook_event: Any = None,
+) -> Run:
+    return Run.objects.create(
+        kind=kind,
+        worker=worker,
+        target=target,
+        trigger=trigger,
+        input=input,
+        tool=tool,
+        sync=sync,
+        webhook_event=webhook_event,
+        task_id=str(uuid.uuid4()),
+    )
+
+
+def send(run: Run, *, countdown: float | None = None) -> None:
+    """Queue the run's Celery task once the surrounding transaction commits; the message holds the run id only."""
+    from .. import tasks
+
+    task = {Run.Kind.TOOL: tasks.run_tool, Run.Kind.SYNC: tasks.run_sync, Run.Kind.WEBHOOK: tasks.handle_webhook}[
+        run.kind
+    ]
+    run_id, task_id = run.pk, run.task_id
+    transaction.on_commit(lambda: task.apply_async(args=[run_id], task_id=task_id, countdown=countdown))
+
+
+def claim(run_id: int) -> Run | None:
+    """Mark the run running in this process, or None when it is finished or alive elsewhere.
+
+    This is what makes a task safe to deliver twice: a finished run is never executed again, and a
+    run whose process is still working is left to it. A run whose process died is taken over.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("worker").filter(pk=run_id).first()
+        if run is None or run.is_finished or is_alive(run):
+            return None
+        now = timezone.now()
+        run.status = Run.Status.RUNNING
+        run.attempts += 1
+        run.owner = current_owner()
+        run.heartbeat_at = now
+        run.started_at = run.started_at or now
+        run.save(update_fields=["status", "attempts", "owner", "heartbeat_at", "started_at"])
+    return run
+
+
+def finish(run: Run, status: str, **fields: Any) -> bool:
+    """Record the outcome, unless another process took the run over meanwhile (then it is theirs to record)."""
+    values = {"status": status, **fields}
+    if status in Run.FINISHED:
+        values["finished_at"] = timezone.now()
+    updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(**values)
+    for name, value in values.items():
+        setattr(run, name, value)
+    return bool(updated)
+
+
+@contextmanager
+def heartbeat(run: Run) -> Iterator[None]:
+    """Refresh `heartbeat_at` from a thread while the run's code works, so others see it is alive."""
+    stop = threading.Event()
+    interval = max(1.0, app_settings.RUN_LEASE / 4)
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(
+                    heartbeat_at=timezone.now()
+                )
+        except Exception:  # a missed heartbeat only shortens the lease; the run itself goes on
+            pass
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=beat, name=f"run-{run.pk}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+def fresh_connection() -> None:
+    """Drop a database connection that a long-lived worker process may have lost."""
+    close_old_connections()

@@ -1,0 +1,268 @@
+"""The sync engine: pages of changes applied to a database, each page committed with its next state.
+
+A page's upserts and deletes, the sync's new `state` and its page count are written in one
+transaction. A worker killed between two pages therefore leaves the database and the state in
+step: the next run calls the code with the state of the last committed page, so the cycle goes on
+at the next page and no record is lost or written twice.
+
+One run of a sync at a time: the lock is `Sync.running_run`, taken and released under the sync's
+row lock (SELECT ... FOR UPDATE on PostgreSQL; on SQLite every transaction here begins IMMEDIATE,
+which takes the database's write lock). A holder whose process is gone is taken over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import registry
+from ..exceptions import InvalidSyncResult, WorkerNotFound
+from ..models import Record, Run, Sync, SyncedDatabase
+from ..sdk.worker import SyncDef
+from . import runs
+from .execute import Skipped, perform
+
+logger = logging.getLogger("connections.runner")
+
+ProgressCallback = Callable[[Run], None]
+
+
+class LostLock(Exception):
+    """Another run took this sync over (this process was thought dead); stop without writing."""
+
+
+@dataclass
+class Page:
+    upserts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    has_more: bool = False
+    next_state: Any = None
+
+
+def _text_of(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return " ".join(_text_of(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return " ".join(_text_of(v) for v in value)
+    return str(value)
+
+
+def search_text(properties: dict[str, Any]) -> str:
+    return " ".join(
+        text for text in (_text_of(v.get("value") if isinstance(v, dict) else v) for v in properties.values()) if text
+    )
+
+
+def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
+    """Check one page as returned by the code; the message names the change that is wrong."""
+    where = f"Sync {sync.key}, page {page_number}"
+    if not isinstance(result, dict):
+        raise InvalidSyncResult(f"{where}: expected a dict with changes, has_more and next_state.")
+    changes = result.get("changes", [])
+    if not isinstance(changes, list):
+        raise InvalidSyncResult(f"{where}: changes must be a list.")
+    has_more = result.get("has_more", result.get("hasMore", False))
+    if not isinstance(has_more, bool):
+        raise InvalidSyncResult(f"{where}: has_more must be true or false.")
+    declared = sync.database.properties
+    page = Page(has_more=has_more, next_state=result.get("next_state", result.get("nextState")))
+    for index, change in enumerate(changes, 1):
+        if not isinstance(change, dict) or change.get("type") not in ("upsert", "delete"):
+            raise InvalidSyncResult(f"{where}, change {index}: type must be 'upsert' or 'delete'.")
+        key = change.get("key")
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str) or not key or len(key) > 500:
+            raise InvalidSyncResult(f"{where}, change {index}: key must be a non-empty string of at most 500.")
+        if change["type"] == "delete":
+            page.upserts.pop(key, None)
+            page.deletes.append(key)
+            continue
+        properties = change.get("properties")
+        if not isinstance(properties, dict):
+            raise InvalidSyncResult(f"{where}, change {index} (key {key}): properties must be a dict.")
+        for name, value in properties.items():
+            if name not in declared:
+                raise InvalidSyncResult(
+                    f"{where}, change {index} (key {key}): property {name!r} is not declared by database "
+                    f"{sync.database.key} ({', '.join(declared)})."
+                )
+            kind = value.get("type") if isinstance(value, dict) else None
+            if kind != declared[name]["type"]:
+                raise InvalidSyncResult(
+                    f"{where}, change {index} (key {key}): property {name!r} is a {declared[name]['type']}, "
+                    f"got {kind or type(value).__name__} (use builder.{declared[name]['type']}(...))."
+                )
+        if key in page.deletes:
+            page.deletes.remove(key)
+        page.upserts[key] = properties
+    return page
+
+
+def apply_page(database: SyncedDatabase, page: Page, cycle: int) -> dict[str, int]:
+    """Write one page with bulk statements; call inside the page's transaction."""
+    now = timezone.now()
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+    existing = {
+        record.key: record
+        for record in Record.objects.filter(database=database, key__in=list(page.upserts)).only(
+            "id", "key", "properties", "cycle"
+        )
+    }
+    new, changed, seen = [], [], []
+    for key, properties in page.upserts.items():
+        record = existing.get(key)
+        if record is None:
+            new.append(
+                Record(
+                    database=database,
+                    key=key,
+                    properties=properties,
+                    search_text=search_text(properties),
+                    cycle=cycle,
+                )
+            )
+        elif record.properties != properties:
+            record.properties = properties
+            record.search_text = search_text(properties)
+            record.cycle = cycle
+            record.updated_at = now
+            changed.append(record)
+        else:
+            seen.append(record.pk)
+    Record.objects.bulk_create(new, batch_size=500)
+    Record.objects.bulk_update(changed, ["properties", "search_text", "cycle", "updated_at"], batch_size=500)
+    if seen:
+        # Unchanged records only learn that this cycle saw them (replace mode keeps them at its end).
+        Record.objects.filter(pk__in=seen).exclude(cycle=cycle).update(cycle=cycle)
+    if page.deletes:
+        counts["deleted"], _ = Record.objects.filter(database=database, key__in=page.deletes).delete()
+    counts.update(created=len(new), updated=len(changed), unchanged=len(seen))
+    return counts
+
+
+def acquire(sync_id: int, run: Run) -> None:
+    """Make `run` the sync's one running run, or raise Skipped naming the run that is."""
+    with transaction.atomic():
+        sync = Sync.objects.select_for_update().get(pk=sync_id)
+        holder = Run.objects.filter(pk=sync.running_run_id).first() if sync.running_run_id else None
+        if holder is not None and holder.pk != run.pk and not holder.is_finished:
+            if runs.is_alive(holder):
+                raise Skipped(f"Sync {sync.key} is already running (run #{holder.pk}); this start was skipped.")
+            # Its process is gone: the task of a killed worker. This run takes the cycle over.
+            Run.objects.filter(pk=holder.pk, status=holder.status).update(
+                status=Run.Status.FAILED,
+                finished_at=timezone.now(),
+                error=f"The worker running this sync stopped (process {holder.owner or 'unknown'} is gone); "
+                f"run #{run.pk} resumes the cycle at page {sync.pages_done + 1}.",
+            )
+        sync.running_run = run
+        sync.save(update_fields=["running_run"])
+
+
+def release(sync_id: int, run: Run) -> None:
+    with transaction.atomic():
+        Sync.objects.filter(pk=sync_id, running_run=run).update(running_run=None)
+
+
+def sync_row(worker: str, key: str) -> Sync:
+    sync = Sync.objects.select_related("worker", "database").filter(worker__slug=worker, key=key).first()
+    if sync is None or not sync.is_active:
+        raise WorkerNotFound(f"No active sync {key!r} in worker {worker}: run `python manage.py workers deploy`.")
+    return sync
+
+
+def start_sync(sync: Sync, *, trigger: str, send: bool = True) -> Run:
+    """Record a queued run of the sync and (unless `send` is false) queue its task."""
+    with transaction.atomic():
+        run = runs.create_run(Run.Kind.SYNC, sync.worker, sync.key, trigger=trigger, sync=sync)
+        if send:
+            runs.send(run)
+    return run
+
+
+def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback | None) -> dict[str, Any]:
+    sync_id = run.sync_id
+    if sync_id is None:
+        raise WorkerNotFound(f"Sync {run.target} of run #{run.pk} no longer exists.")
+    acquire(sync_id, run)
+    try:
+        definition = registry.get_sync(run.worker.slug, run.target)
+        start = Sync.objects.get(pk=sync_id)
+        progress: dict[str, Any] = {
+            "cycle": start.cycle + (0 if start.cycle_in_progress else 1),
+            "first_page": start.pages_done + 1 if start.cycle_in_progress else 1,
+            "pages": 0,
+            "created": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "deleted": 0,
+            "cycle_complete": False,
+        }
+        if start.cycle_in_progress:
+            logger.info("Resuming cycle %s of sync %s at page %s", start.cycle, start.key, start.pages_done + 1)
+        for _ in range(max(1, _max_pages())):
+            sync = Sync.objects.get(pk=sync_id)
+            page_number = sync.pages_done + 1 if sync.cycle_in_progress else 1
+            page = parse_page(definition, definition.func(sync.state, context), page_number)
+            with transaction.atomic():
+                sync = Sync.objects.select_for_update().select_related("database").get(pk=sync_id)
+                if sync.running_run_id != run.pk:
+                    raise LostLock(f"Run #{sync.running_run_id} took sync {sync.key} over; this run stopped.")
+                if not sync.cycle_in_progress:
+                    sync.cycle += 1
+                    sync.pages_done = 0
+                    sync.cycle_in_progress = True
+                counts = apply_page(sync.database, page, sync.cycle)
+                sync.state = page.next_state
+                sync.pages_done += 1
+                fields = ["state", "pages_done", "cycle", "cycle_in_progress"]
+                if not page.has_more:
+                    if sync.mode == Sync.Mode.REPLACE:
+                        # A full snapshot is complete: what it did not mention is gone.
+                        gone, _ = Record.objects.filter(database=sync.database).filter(~Q(cycle=sync.cycle)).delete()
+                        counts["deleted"] += gone
+                    sync.cycle_in_progress = False
+                    sync.last_cycle_completed_at = timezone.now()
+                    fields.append("last_cycle_completed_at")
+                sync.save(update_fields=fields)
+                for name, count in counts.items():
+                    progress[name] += count
+                progress.update(pages=progress["pages"] + 1, cycle=sync.cycle, cycle_complete=not page.has_more)
+                Run.objects.filter(pk=run.pk).update(progress=progress, heartbeat_at=timezone.now())
+            run.progress = progress
+            logger.info(
+                "Sync %s page %s: %s new, %s changed, %s unchanged, %s deleted",
+                sync.key,
+                page_number,
+                counts["created"],
+                counts["updated"],
+                counts["unchanged"],
+                counts["deleted"],
+            )
+            if on_progress is not None:
+                on_progress(run)
+            if not page.has_more:
+                break
+        return progress
+    finally:
+        release(sync_id, run)
+
+
+def _max_pages() -> int:
+    from ..conf import app_settings
+
+    return app_settings.SYNC_MAX_PAGES
+
+
+def execute_sync(run_id: int, *, local: bool = False, on_progress: ProgressCallback | None = None) -> runs.Outcome:
+    """One attempt at a sync run: pages while `has_more`, resuming a cycle a previous run left unfinished."""
+    return perform(run_id, lambda run, context: _run_pages(run, context, on_progress), local=local, echo=local)

@@ -1,0 +1,49 @@
+"""Celery tasks: thin wrappers that take primary keys, call the runner and queue the retry it asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from celery import shared_task
+
+from .models import Sync
+from .runner import runs
+from .runner.syncs import execute_sync, start_sync
+from .runner.tools import execute_tool
+from .runner.webhooks import execute_webhook
+
+
+def _drive(execute: Callable[[int], runs.Outcome], run_id: int) -> str:
+    runs.fresh_connection()
+    outcome = execute(run_id)
+    if outcome.retry_in is not None:
+        # A new message for the same run: this one is acknowledged, the retry waits in the broker.
+        runs.send(outcome.run, countdown=outcome.retry_in)
+    return outcome.status if outcome.executed else f"not executed ({outcome.status})"
+
+
+# acks_late: a worker killed mid-task leaves the message to be delivered again; the runner's
+# claim makes that second delivery harmless (a finished run is never executed twice).
+@shared_task(acks_late=True, ignore_result=True)
+def run_tool(run_id: int) -> str:
+    return _drive(execute_tool, run_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_sync(run_id: int) -> str:
+    return _drive(execute_sync, run_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def handle_webhook(run_id: int) -> str:
+    return _drive(execute_webhook, run_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_scheduled_sync(sync_id: int) -> str:
+    """django-celery-beat's entry for a sync (see deploy): one run per tick, skipped while one is running."""
+    sync = Sync.objects.select_related("worker", "database").filter(pk=sync_id).first()
+    if sync is None or not sync.is_active or not sync.worker.is_active:
+        return "inactive"
+    run = start_sync(sync, trigger="schedule", send=False)
+    return _drive(execute_sync, run.pk)

@@ -1,0 +1,172 @@
+"""A test-only worker: tools, syncs and webhooks whose behaviour the runner tests can steer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from connections.exceptions import RetryableError
+from connections.sdk import Worker, builder, j, schema
+
+logger = logging.getLogger("runner_test_worker")
+
+worker = Worker("runner-test")
+
+
+@worker.tool(
+    "add",
+    title="Add two numbers",
+    schema=j.object({"a": j.integer("first"), "b": j.integer("second"), "note": j.string().optional()}),
+    output_schema=j.object({"sum": j.integer()}),
+)
+def add(input: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.info("adding %s and %s", input["a"], input["b"])
+    print("printed by the tool")
+    return {"sum": input["a"] + input["b"]}
+
+
+@worker.tool("boom", schema=j.object({}))
+def boom(input: dict[str, Any], context: Any) -> Any:
+    logger.warning("about to fail")
+    raise ValueError("the tool broke on purpose")
+
+
+@worker.tool("big", schema=j.object({"size": j.integer(minimum=1)}))
+def big(input: dict[str, Any], context: Any) -> Any:
+    return "x" * input["size"]
+
+
+@worker.tool("leaky", schema=j.object({}))
+def leaky(input: dict[str, Any], context: Any) -> Any:
+    secret = worker.env("HOOK_SECRET").resolve()
+    logger.info("calling with Authorization: Bearer %s", secret)
+    raise RuntimeError(f"provider said no to secret {secret}")
+
+
+@worker.tool("retryOnce", schema=j.object({}))
+def retry_once(input: dict[str, Any], context: Any) -> Any:
+    if context.attempt == 1:
+        raise RetryableError("busy, come back later", retry_after=1)
+    return {"attempt": context.attempt}
+
+
+items = worker.database(
+    "items",
+    title="Test items",
+    primary_key="Item ID",
+    properties={"Title": schema.title(), "Item ID": schema.rich_text(), "Status": schema.select()},
+)
+gated_items = worker.database(
+    "gatedItems",
+    title="Gated test items",
+    primary_key="Item ID",
+    properties={"Title": schema.title(), "Item ID": schema.rich_text(), "Status": schema.select()},
+)
+snapshot_items = worker.database(
+    "snapshotItems",
+    title="Snapshot test items",
+    primary_key="Item ID",
+    properties={"Title": schema.title(), "Item ID": schema.rich_text(), "Status": schema.select()},
+)
+
+PAGE = 10
+
+
+def item_pages(state: dict[str, Any] | None, *, deletes: bool = True) -> dict[str, Any]:
+    """Pages of the sandbox's items, read from its table, so every process sees the same data."""
+    from sandbox.models import SandboxItem
+
+    after = (state or {}).get("after", 0)
+    rows = list(SandboxItem.objects.filter(id__gt=after).order_by("id")[: PAGE + 1])
+    has_more = len(rows) > PAGE
+    rows = rows[:PAGE]
+    changes: list[dict[str, Any]] = []
+    for item in rows:
+        if item.deleted:
+            if deletes:
+                changes.append({"type": "delete", "key": str(item.id)})
+            continue
+        changes.append(
+            {
+                "type": "upsert",
+                "key": str(item.id),
+                "properties": {
+                    "Title": builder.title(item.title),
+                    "Item ID": builder.rich_text(str(item.id)),
+                    "Status": builder.select(item.status),
+                },
+            }
+        )
+    page = (state or {}).get("page", 0) + 1
+    next_state = {"after": rows[-1].id, "page": page} if has_more else None
+    logger.info("page %s after %s: %s changes", page, after, len(changes))
+    return {"changes": changes, "has_more": has_more, "next_state": next_state}
+
+
+@worker.sync("itemsSync", database=items, schedule="manual")
+def items_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    return item_pages(state)
+
+
+def _gate(page: int) -> None:
+    """With `armed-<page>` in the GATE_DIR secret's folder, announce the page and wait for `release-<page>`."""
+    folder = Path(worker.env("GATE_DIR").resolve())
+    if not (folder / f"armed-{page}").exists():
+        return
+    (folder / f"started-{page}").write_text(str(context_pid()))
+    deadline = time.monotonic() + 120
+    while not (folder / f"release-{page}").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"page {page} was never released")
+        time.sleep(0.05)
+
+
+def context_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+@worker.sync("gatedSync", database=gated_items, schedule="manual")
+def gated_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    _gate((state or {}).get("page", 0) + 1)
+    return item_pages(state)
+
+
+@worker.sync("snapshotSync", database=snapshot_items, schedule="manual", mode="replace")
+def snapshot_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    return item_pages(state, deletes=False)
+
+
+@worker.sync("brokenSync", database=items, schedule="manual")
+def broken_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    return {"changes": [{"type": "upsert", "key": "1", "properties": {"Colour": builder.title("red")}}]}
+
+
+@worker.webhook(
+    "signed",
+    signature={
+        "secret": worker.env("HOOK_SECRET"),
+        "header": "X-Signature",
+        "algorithm": "sha256",
+        "prefix": "sha256=",
+        "timestamp_header": "X-Timestamp",
+    },
+)
+def on_signed(event: Any, context: Any) -> Any:
+    logger.info("handling %s", event.body.get("action"))
+    return {"received": event.body, "method": event.method, "has_signature": "x-signature" in event.headers}
+
+
+def require_token(event: Any) -> None:
+    from connections.sdk import WebhookVerificationError
+
+    if event.headers.get("x-token") != "let-me-in":
+        raise WebhookVerificationError("missing or wrong X-Token")
+
+
+@worker.webhook("checked", verify=require_token)
+def on_checked(event: Any, context: Any) -> Any:
+    return {"ok": True}
