@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from connections.exceptions import WorkersError
 
@@ -25,6 +26,8 @@ def _groups() -> list[Any]:
 
 class Command(BaseCommand):
     help = "Deploy workers, manage their secrets and OAuth connections, run tools and syncs."
+    # call_command(..., stdin=...) feeds `env set K=-` in tests and scripts.
+    stealth_options = ("stdin",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -45,3 +48,9 @@ class Command(BaseCommand):
             options["handler"](self, options)
         except WorkersError as exc:
             raise CommandError(str(exc)) from None
+        except DatabaseError as exc:
+            # First line only: PostgreSQL appends the statement, which is no reason a user can act on.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CommandError(
+                f"Database error: {reason} (is the database up and migrated? `python manage.py migrate`)"
+            ) from None
