@@ -1,0 +1,108 @@
+"""One refresh per connection at a time: many threads and processes ask for an expired token at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.db import connection as db_connection
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+from connections.models import Connection
+from connections.oauth.tokens import access_token
+
+from ..conftest import ROOT, subprocess_env
+from ..oauth_helpers import connect
+
+SCRIPT = Path(__file__).with_name("concurrent_access.py")
+
+
+def expire_all() -> None:
+    Connection.objects.update(expires_at=timezone.now() - timedelta(seconds=5))
+
+
+def ask_at_once(worker: str, key: str, count: int) -> list[str]:
+    barrier = threading.Barrier(count)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            value = access_token(worker, key)
+        except Exception as exc:  # recorded, so the assertion shows what went wrong
+            value = f"error: {type(exc).__name__}: {exc}"
+        finally:
+            db_connection.close()
+        with lock:
+            results.append(value)
+
+    threads = [threading.Thread(target=ask) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_sixteen_threads_one_refresh(fake, fake_connected):
+    expire_all()
+    results = ask_at_once("fake", "fakeAuth", 16)
+    assert len(fake.refresh_requests) == 1
+    new_token = fake.issued[-1]["access_token"]
+    assert results == [new_token] * 16
+    conn = Connection.objects.get(pk=fake_connected.pk)
+    assert conn.refresh_token == fake.issued[-1]["refresh_token"] and conn.refresh_count == 1
+
+
+def test_sixteen_threads_against_the_sandbox_provider(site):
+    connect(site)
+    expire_all()
+    RefreshToken = get_refresh_token_model()
+    issued_before = RefreshToken.objects.count()
+    results = ask_at_once("sandbox", "sandboxAuth", 16)
+    assert len(set(results)) == 1 and not results[0].startswith("error"), results[:3]
+    # django-oauth-toolkit keeps rotated refresh tokens (revoked): exactly one refresh reached it.
+    assert RefreshToken.objects.count() == issued_before + 1
+    assert RefreshToken.objects.filter(revoked__isnull=True).count() == 1
+    assert get_access_token_model().objects.get().token == results[0]
+
+
+def test_four_processes_of_eight_threads_one_refresh(fake, fake_connected, tmp_path):
+    expire_all()
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPT), "fake", "fakeAuth", "8", str(go)],
+            cwd=ROOT,
+            env=subprocess_env(fake.url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    # Every process is set up (Django loaded, threads waiting) before any asks.
+    deadline = time.monotonic() + 60
+    ready = 0
+    while ready < 4 and time.monotonic() < deadline:
+        ready = sum(1 for i in range(4) if (tmp_path / f"ready-{procs[i].pid}").exists())
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]
+        time.sleep(0.05)
+    assert ready == 4
+    go.touch()
+    hashes: list[str] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        hashes.extend(json.loads(out.strip().splitlines()[-1]))
+    assert len(fake.refresh_requests) == 1
+    expected = hashlib.sha256(fake.issued[-1]["access_token"].encode()).hexdigest()
+    assert hashes == [expected] * 32
