@@ -1,0 +1,253 @@
+"""Secrets and tokens are encrypted at rest, and a wrong key fails loudly everywhere instead of leaking ciphertext."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from django.db import connection
+
+from connections.crypto import assert_keys_can_read, encrypted_columns
+from connections.deploy import deploy
+from connections.exceptions import UndecryptableValue
+from connections.models import Connection, Secret
+from connections.secrets import set_secrets
+
+from .conftest import ROOT, database_url_for_subprocess, start_celery_worker, subprocess_env
+
+PUBLIC_URL = "http://127.0.0.1:8000"
+FERNET_PREFIX = "gAAAAA"  # every Fernet token starts with these characters (version byte 0x80)
+
+
+def new_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def current_key() -> str:
+    """The first key of the key list this test process (and its children, by default) runs with."""
+    return os.environ["FIELD_ENCRYPTION_KEY"].split(",")[0].strip()
+
+
+def plaintexts() -> dict[str, str]:
+    """Distinctive values, so a match in a column or a file can only be a leak."""
+    tag = uuid.uuid4().hex
+    return {
+        "secret": f"secret-canary-{tag}",
+        "access": f"access-canary-{tag}",
+        "refresh": f"refresh-canary-{tag}",
+        "extra": f"extra-canary-{tag}",
+    }
+
+
+def store(values: dict[str, str]) -> None:
+    """One of everything encrypted: a worker secret and a connection's tokens and token response."""
+    deploy()
+    set_secrets("github", {"GITHUB_CLIENT_SECRET": values["secret"]})
+    conn = Connection.objects.get(capability__worker__slug="github", capability__key="githubAuth")
+    conn.status = Connection.Status.CONNECTED
+    conn.access_token = values["access"]
+    conn.refresh_token = values["refresh"]
+    conn.has_refresh_token = True
+    conn.extra = {"instance_url": values["extra"]}
+    conn.save()
+
+
+def raw_encrypted_values() -> list[str]:
+    """Every non-empty value of every encrypted column, as the database holds it."""
+    qn = connection.ops.quote_name
+    found = []
+    with connection.cursor() as cursor:
+        for model, _name, column in encrypted_columns():
+            cursor.execute(f"SELECT {qn(column)} FROM {qn(model._meta.db_table)} WHERE {qn(column)} IS NOT NULL")
+            found.extend(str(value) for (value,) in cursor.fetchall() if value)
+    return found
+
+
+def every_row_of_every_table() -> str:
+    qn = connection.ops.quote_name
+    parts = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {qn(table)}")
+            parts.extend(repr(row) for row in cursor.fetchall())
+    return "\n".join(parts)
+
+
+def run(argv: list[str], key: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=ROOT,
+        env=subprocess_env(PUBLIC_URL, FIELD_ENCRYPTION_KEY=key),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def manage(*args: str, key: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "manage.py", *args], key)
+
+
+def assert_no_ciphertext(output: str) -> None:
+    assert FERNET_PREFIX not in output
+    for value in raw_encrypted_values():
+        assert value not in output
+
+
+# --- at rest ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_raw_columns_hold_ciphertext_only():
+    values = plaintexts()
+    store(values)
+    raw = raw_encrypted_values()
+    assert len(raw) >= 4
+    assert all(value.startswith(FERNET_PREFIX) for value in raw)
+    everything = every_row_of_every_table()
+    for plain in values.values():
+        assert plain not in everything
+    # ...and the model layer still reads them back.
+    conn = Connection.objects.get(capability__key="githubAuth")
+    assert (conn.access_token, conn.refresh_token, conn.extra) == (
+        values["access"],
+        values["refresh"],
+        {"instance_url": values["extra"]},
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_files_hold_no_plaintext():
+    values = plaintexts()
+    store(values)
+    if connection.vendor == "sqlite":
+        database = Path(connection.settings_dict["NAME"])
+        dumps = {path: path.read_bytes() for path in (database, Path(f"{database}-wal")) if path.exists()}
+        assert database in dumps
+    else:
+        if shutil.which("pg_dump") is None:
+            pytest.skip("pg_dump is not installed")
+        dump = subprocess.run(
+            ["pg_dump", "--data-only", database_url_for_subprocess()], capture_output=True, check=True, timeout=120
+        )
+        dumps = {"pg_dump": dump.stdout}
+    # What was read is the live data: it holds the secret's name, stored next to its encrypted value.
+    assert b"GITHUB_CLIENT_SECRET" in b"".join(dumps.values())
+    for where, data in dumps.items():
+        for plain in values.values():
+            assert plain.encode() not in data, f"{plain} in plaintext in {where}"
+
+
+# --- reading with a wrong key -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_strict_field_raises_instead_of_returning_ciphertext():
+    deploy()
+    set_secrets("github", {"GITHUB_CLIENT_ID": "readable"})
+    foreign = Fernet(new_key()).encrypt(b"written-with-another-key").decode()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE connections_secret SET value = %s", [foreign])
+
+    with pytest.raises(UndecryptableValue) as exc:
+        Secret.objects.get(name="GITHUB_CLIENT_ID").value  # noqa: B018
+    assert "connections.Secret.value cannot be decrypted with the configured FIELD_ENCRYPTION_KEY" in str(exc.value)
+    assert foreign not in str(exc.value)
+    with pytest.raises(UndecryptableValue):
+        list(Secret.objects.values_list("value", flat=True))
+
+    with pytest.raises(UndecryptableValue) as exc:
+        assert_keys_can_read()
+    assert "FIELD_ENCRYPTION_KEY cannot read stored secrets (1 of 1 in connections.Secret.value)" in str(exc.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_check_fails_with_a_different_key_and_prints_no_ciphertext():
+    store(plaintexts())
+
+    good = manage("check", "--database", "default", key=current_key())
+    assert good.returncode == 0, good.stderr
+
+    bad = manage("check", "--database", "default", key=new_key())
+    assert bad.returncode != 0
+    assert "connections.E001" in bad.stderr
+    assert "FIELD_ENCRYPTION_KEY cannot read stored secrets" in bad.stderr
+    assert "connections.Secret.value" in bad.stderr
+    assert_no_ciphertext(bad.stdout + bad.stderr)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("command", [["workers", "keys", "rotate"], ["workers", "deploy"]])
+def test_commands_that_read_encrypted_values_fail_loudly_with_a_wrong_key(command):
+    store(plaintexts())
+    result = manage(*command, key=new_key())
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CommandError: ")
+    assert "cannot" in lines[0] and "FIELD_ENCRYPTION_KEY" in lines[0]
+    assert_no_ciphertext(result.stdout + result.stderr)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wsgi_application_refuses_to_load_with_a_wrong_key():
+    store(plaintexts())
+    good = run([sys.executable, "-c", "import workers_site.wsgi"], current_key())
+    assert good.returncode == 0, good.stderr
+
+    bad = run([sys.executable, "-c", "import workers_site.wsgi"], new_key())
+    assert bad.returncode != 0
+    assert "UndecryptableValue: FIELD_ENCRYPTION_KEY cannot read stored secrets" in bad.stderr
+    assert_no_ciphertext(bad.stdout + bad.stderr)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_celery_worker_refuses_to_start_with_a_wrong_key(tmp_path):
+    store(plaintexts())
+    # With the right key the same command starts (and is stopped again): the refusal below is the key's doing.
+    worker = start_celery_worker(PUBLIC_URL, tmp_path / "good.log", concurrency=1, pool="solo")
+    worker.stop()
+
+    bad = run(
+        [sys.executable, "-m", "celery", "-A", "workers_site", "worker", "--pool", "solo", "--loglevel", "INFO"],
+        new_key(),
+        timeout=60,
+    )
+    assert bad.returncode != 0
+    output = bad.stdout + bad.stderr
+    assert "Refusing to start the Celery worker: FIELD_ENCRYPTION_KEY cannot read stored secrets" in output
+    assert " ready." not in output
+    assert_no_ciphertext(output)
+
+
+# --- rotation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rotate_re_encrypts_everything_so_the_new_key_alone_reads_it():
+    values = plaintexts()
+    store(values)
+    old, new = current_key(), new_key()
+
+    rotated = manage("workers", "keys", "rotate", key=f"{new},{old}")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "connections.Secret.value: 1 value(s) re-encrypted" in rotated.stdout
+    assert_no_ciphertext(rotated.stdout + rotated.stderr)
+
+    raw = raw_encrypted_values()
+    assert raw
+    decrypted = [Fernet(new.encode()).decrypt(value.encode()).decode() for value in raw]
+    for plain in values.values():
+        assert any(plain in text for text in decrypted), plain
+    for value in raw:
+        with pytest.raises(InvalidToken):
+            Fernet(old.encode()).decrypt(value.encode())
+
+    assert manage("check", "--database", "default", key=new).returncode == 0
+    assert manage("check", "--database", "default", key=old).returncode != 0
