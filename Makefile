@@ -16,12 +16,16 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
+# PUBLIC_URL (environment, else .env) wins; without one it is where this run serves, so the
+# login hint and the sandbox provider's endpoints match `make run PORT=...`.
 run: venv
 	@$(PY) -m workers_site.envfile
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py workers setup
-	$(PY) manage.py workers deploy
-	$(PY) manage.py workers serve --host $(HOST) --port $(PORT)
+	@PUBLIC_URL="$$($(PY) -m workers_site.envfile --public-url $(HOST) $(PORT))" && export PUBLIC_URL && \
+	set -x && \
+	$(PY) manage.py migrate --noinput && \
+	$(PY) manage.py workers setup && \
+	$(PY) manage.py workers deploy && \
+	exec $(PY) manage.py workers serve --host $(HOST) --port $(PORT)
 
 # A fresh encryption key per run: tests never see the key of a local .env.
 test: venv

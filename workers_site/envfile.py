@@ -5,6 +5,7 @@ Runs without Django settings, because settings refuse to load without a key.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import sys
@@ -13,10 +14,16 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 
+def _name(line: str) -> str:
+    name = line.split("=", 1)[0].strip()
+    # django-environ reads `export NAME=value` lines too.
+    return name.removeprefix("export").strip() if name.startswith("export ") else name
+
+
 def ensure_env_file(path: Path) -> list[str]:
     """Add the missing keys to `path`, creating it with mode 0600; return the names added."""
     existing = path.read_text() if path.exists() else ""
-    names = {line.split("=", 1)[0].strip() for line in existing.splitlines() if "=" in line}
+    names = {_name(line) for line in existing.splitlines() if "=" in line}
     added: list[str] = []
     lines: list[str] = []
     if "SECRET_KEY" not in names and not os.environ.get("SECRET_KEY"):
@@ -38,11 +45,30 @@ def ensure_env_file(path: Path) -> list[str]:
     return added
 
 
-if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / ".env"
-    written = ensure_env_file(target)
+def public_url(path: Path, host: str, port: str) -> str:
+    """PUBLIC_URL from the environment, else from `path`, else the address `make run` serves on."""
+    import environ
+
+    # django-environ parses the file as settings will (quotes, `export`); the environment wins.
+    environ.Env.read_env(path)
+    return os.environ.get("PUBLIC_URL") or f"http://{host}:{port}"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workers_site.envfile", description=__doc__)
+    parser.add_argument("--file", type=Path, default=Path(__file__).resolve().parent.parent / ".env")
+    parser.add_argument("--public-url", nargs=2, metavar=("HOST", "PORT"), help="print the PUBLIC_URL in effect")
+    args = parser.parse_args(argv)
+    if args.public_url:
+        print(public_url(args.file, *args.public_url))
+        return
+    written = ensure_env_file(args.file)
     if written:
         print(
-            f"Wrote {', '.join(written)} to {target} (mode 0600). Keep a copy of FIELD_ENCRYPTION_KEY: "
+            f"Wrote {', '.join(written)} to {args.file} (mode 0600). Keep a copy of FIELD_ENCRYPTION_KEY: "
             "without it stored secrets and tokens cannot be read."
         )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from typing import Any
+
+from django.core.management.base import CommandError
+
+from ..crypto import assert_keys_can_read
+
+STOP_TIMEOUT = 15.0
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -18,6 +25,8 @@ def add_arguments(subparsers: Any) -> None:
 
 
 def handle(command: Any, options: dict[str, Any]) -> None:
+    # Each child refuses a wrong key too, but one clear message before starting beats three tracebacks.
+    assert_keys_can_read()
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "workers_site"]
     commands = {
@@ -26,6 +35,7 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         "beat": [*celery, "beat", "--loglevel", "INFO"],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    failed: list[str] = []
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -36,25 +46,42 @@ def handle(command: Any, options: dict[str, Any]) -> None:
     signal.signal(signal.SIGTERM, stop)
     try:
         for name, argv in commands.items():
+            # A session of its own: the terminal's Ctrl-C reaches only this process, which then
+            # stops the children in order instead of all of them dying at once mid-task.
             procs[name] = subprocess.Popen(argv, start_new_session=True)
         command.stdout.write(
             command.style.SUCCESS(
-                f"Serving http://{options['host']}:{options['port']}/admin/ with a Celery worker and beat; Ctrl-C stops all."
+                f"Serving http://{options['host']}:{options['port']}/admin/ with a Celery worker and beat; "
+                "Ctrl-C stops all."
             )
         )
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    command.stderr.write(f"{name} exited with status {proc.returncode}; stopping the others.")
+                    failed.append(f"{name} exited with status {proc.returncode}")
                     stopping = True
             time.sleep(0.5)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop_all(procs)
+    if failed:
+        raise CommandError("; ".join(failed) + ": stopped the others.")
+    command.stdout.write("Stopped the web server, the Celery worker and beat.")
+
+
+def _stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each leader (Celery's warm shutdown), then SIGKILL to whatever is left of its session."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        # Pool processes of a killed Celery worker would otherwise outlive it.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
