@@ -17,20 +17,19 @@ logger = logging.getLogger(__name__)
 @shared_task(name="connections.oauth.refresh_expiring_tokens", ignore_result=True)
 def refresh_expiring_tokens() -> dict[str, int]:
     """Refresh tokens that expire within WORKERS_EXPIRING_WITHIN, so tools rarely wait for a refresh."""
-    counts = {"refreshed": 0, "failed": 0}
-    ids = Connection.objects.expiring(timedelta(seconds=app_settings.EXPIRING_WITHIN)).values_list("pk", flat=True)
-    for pk in ids:
-        outcome = refresh_for_care(pk, force=False)
-        counts["refreshed" if outcome == "refreshed" else "failed"] += 1
+    window = timedelta(seconds=app_settings.EXPIRING_WITHIN)
+    counts = {"refreshed": 0, "skipped": 0, "failed": 0}
+    for pk in Connection.objects.expiring(window).values_list("pk", flat=True):
+        counts[refresh_for_care(pk, valid_for=window)] += 1
     return counts
 
 
 @shared_task(name="connections.oauth.keep_refresh_tokens_alive", ignore_result=True)
 def keep_refresh_tokens_alive() -> dict[str, int]:
     """Providers revoke refresh tokens left unused; exercise those idle for WORKERS_REFRESH_IDLE_SECONDS."""
-    counts = {"refreshed": 0, "failed": 0}
-    ids = Connection.objects.idle(timedelta(seconds=app_settings.REFRESH_IDLE_SECONDS)).values_list("pk", flat=True)
-    for pk in ids:
-        outcome = refresh_for_care(pk, force=True)
-        counts["refreshed" if outcome == "refreshed" else "failed"] += 1
+    counts = {"refreshed": 0, "skipped": 0, "failed": 0}
+    for pk in Connection.objects.idle(timedelta(seconds=app_settings.REFRESH_IDLE_SECONDS)).values_list(
+        "pk", flat=True
+    ):
+        counts[refresh_for_care(pk, force=True)] += 1
     return counts

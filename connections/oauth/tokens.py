@@ -9,7 +9,7 @@ refresh token included, is saved before the lock is released, so it cannot be lo
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -35,13 +35,13 @@ def _margin(conn: Connection) -> timedelta:
     return margin
 
 
-def is_fresh(conn: Connection, now: datetime | None = None) -> bool:
-    """True when the stored access token can be handed out without a refresh."""
+def is_fresh(conn: Connection, valid_for: timedelta | None = None) -> bool:
+    """True when the stored token stays valid for `valid_for` (default: the refresh margin)."""
     if not conn.access_token or conn.status in (Status.NOT_CONNECTED, Status.NEEDS_REAUTH):
         return False
     if conn.expires_at is None:  # the provider gave no lifetime: valid until it answers 401
         return True
-    return conn.expires_at - _margin(conn) > (now or timezone.now())
+    return conn.expires_at - (_margin(conn) if valid_for is None else valid_for) > timezone.now()
 
 
 def _connection_for(worker: str, key: str, *fields: str) -> Connection:
@@ -75,17 +75,20 @@ def token_extra(worker: str, key: str) -> dict[str, Any]:
     return _connection_for(worker, key, "extra").extra or {}
 
 
-def refresh_connection(connection_id: int, *, force: bool = False, stale_token: str | None = None) -> str:
-    """Refresh under the row lock and return the access token.
+def refresh_connection(
+    connection_id: int, *, force: bool = False, stale_token: str | None = None, valid_for: timedelta | None = None
+) -> str:
+    """Refresh under the lock and return the access token.
 
-    Without `force`, a token found fresh after the lock is taken is returned as is (another caller
-    refreshed it). With `stale_token` (a token the provider just answered 401 to), a different
-    stored token counts as already refreshed. `force` refreshes regardless.
+    Without `force`, a token found fresh once the lock is held (valid for `valid_for`, by default
+    the refresh margin) is returned as is: another caller refreshed it. With `stale_token` (a token
+    the provider just answered 401 to), a different stored token counts as already refreshed.
+    `force` refreshes regardless.
     """
     failure: Exception | None = None
     with refresh_lock(connection_id) as conn:
         key = conn.capability.key
-        if not force and is_fresh(conn) and (stale_token is None or conn.access_token != stale_token):
+        if not force and is_fresh(conn, valid_for) and (stale_token is None or conn.access_token != stale_token):
             return conn.access_token
         if conn.status == Status.NOT_CONNECTED:
             raise ReauthorizationRequired(key, "not connected")
@@ -207,13 +210,15 @@ def disconnect(connection_id: int) -> list[str]:
     return problems
 
 
-def refresh_for_care(connection_id: int, *, force: bool) -> str:
-    """Used by the background tasks: refresh one connection and say how it went, never raising."""
+def refresh_for_care(connection_id: int, *, force: bool = False, valid_for: timedelta | None = None) -> str:
+    """For the background tasks: "refreshed", "skipped" (someone else did) or "failed"; never raises."""
+    before = Connection.objects.filter(pk=connection_id).values_list("refresh_count", flat=True).first()
     try:
-        refresh_connection(connection_id, force=force)
-    except (ReauthorizationRequired, TokenRefreshError) as exc:
-        return f"failed: {exc}"
-    return "refreshed"
+        refresh_connection(connection_id, force=force, valid_for=valid_for)
+    except (ReauthorizationRequired, TokenRefreshError):
+        return "failed"  # recorded on the connection and logged by refresh_connection
+    after = Connection.objects.filter(pk=connection_id).values_list("refresh_count", flat=True).first()
+    return "refreshed" if after != before else "skipped"
 
 
 __all__ = ["TokenRefreshError", "access_token", "disconnect", "is_fresh", "refresh_connection", "store_tokens"]

@@ -1,0 +1,49 @@
+"""Background care by Celery beat's tasks, run by a real Celery worker process."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from connections.models import Connection
+from connections.oauth.tasks import keep_refresh_tokens_alive, refresh_expiring_tokens
+
+from .conftest import connect_fake
+
+pytestmark = pytest.mark.celery
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_tokens_about_to_expire_are_refreshed_in_the_background(site, fake, celery_worker):
+    conn = connect_fake(site)
+    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() + timedelta(seconds=120))
+    refresh_expiring_tokens.delay()
+    wait_for(lambda: Connection.objects.get(pk=conn.pk).refresh_count == 1)
+    conn.refresh_from_db()
+    assert conn.expires_at > timezone.now() + timedelta(minutes=50)
+    assert len(fake.refresh_requests) == 1
+
+
+def test_idle_refresh_tokens_are_kept_alive(site, fake, celery_worker):
+    conn = connect_fake(site)
+    Connection.objects.filter(pk=conn.pk).update(connected_at=timezone.now() - timedelta(hours=25))
+    old_refresh = conn.refresh_token
+    keep_refresh_tokens_alive.delay()
+    wait_for(lambda: Connection.objects.get(pk=conn.pk).refresh_count == 1)
+    conn.refresh_from_db()
+    assert conn.refresh_token != old_refresh and conn.last_refreshed_at is not None
+    # A connection used recently is left alone.
+    keep_refresh_tokens_alive.delay()
+    time.sleep(2)
+    assert Connection.objects.get(pk=conn.pk).refresh_count == 1
