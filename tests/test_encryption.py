@@ -186,8 +186,10 @@ def test_check_fails_with_a_different_key_and_prints_no_ciphertext():
 @pytest.mark.parametrize("command", [["workers", "keys", "rotate"], ["workers", "deploy"]])
 def test_commands_that_read_encrypted_values_fail_loudly_with_a_wrong_key(command):
     store(plaintexts())
+    before = sorted(raw_encrypted_values())
     result = manage(*command, key=new_key())
     assert result.returncode != 0
+    assert sorted(raw_encrypted_values()) == before  # a failed rotation re-encrypts nothing
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("CommandError: ")
@@ -251,3 +253,22 @@ def test_rotate_re_encrypts_everything_so_the_new_key_alone_reads_it():
 
     assert manage("check", "--database", "default", key=new).returncode == 0
     assert manage("check", "--database", "default", key=old).returncode != 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rotation_stopped_by_an_unreadable_value_changes_nothing():
+    store(plaintexts())
+    # Written under a key nobody lists, in a column that rotation reaches after the others.
+    foreign = Fernet(new_key()).encrypt(b'{"lost": true}').decode()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_connection SET extra = %s WHERE capability_id = %s",
+            [foreign, Connection.objects.get(capability__key="githubAuth").capability_id],
+        )
+    before = sorted(raw_encrypted_values())
+
+    result = manage("workers", "keys", "rotate", key=f"{new_key()},{current_key()}")
+
+    assert result.returncode != 0
+    assert "connections.Connection.extra" in result.stderr
+    assert sorted(raw_encrypted_values()) == before
