@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
-from django.conf import settings
 from django.test.utils import override_settings
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.settings import oauth2_settings
 
 from connections.exceptions import ReauthorizationRequired
 from connections.models import AuthorizationAttempt, Connection, Secret
@@ -25,8 +27,19 @@ def sandbox_connection() -> Connection:
     return Connection.objects.get(capability__worker__slug="sandbox", capability__key="sandboxAuth")
 
 
-def short_lived(seconds: int) -> override_settings:
-    return override_settings(OAUTH2_PROVIDER={**settings.OAUTH2_PROVIDER, "ACCESS_TOKEN_EXPIRE_SECONDS": seconds})
+@contextmanager
+def short_lived(seconds: int) -> Iterator[None]:
+    """The sandbox provider issues tokens living `seconds`.
+
+    Set on django-oauth-toolkit's settings object itself: overriding OAUTH2_PROVIDER makes it
+    reload, which races with the live server thread and can leave the old value cached.
+    """
+    previous = oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
+    oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS = seconds
+    try:
+        yield
+    finally:
+        oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS = previous
 
 
 def api_me(site, token: str) -> requests.Response:
