@@ -189,3 +189,27 @@ def test_insecure_token_endpoints_are_refused(fake, fake_connected):
     conn.capability.save()
     with pytest.raises(TokenRefreshError, match="not https"):
         access_token("fake", "fakeAuth")
+
+
+def test_the_hot_path_is_one_query(fake, fake_connected, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        token = access_token("fake", "fakeAuth")
+    assert token == fake_connected.access_token
+
+
+def test_a_wrong_key_fails_loudly_instead_of_handing_out_ciphertext(fake, fake_connected):
+    from cryptography.fernet import Fernet
+    from django.db import connection
+    from encrypted_model_fields import fields as emf
+
+    from connections.exceptions import UndecryptableValue
+
+    foreign = Fernet(Fernet.generate_key()).encrypt(b"written-with-another-key").decode()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_connection SET access_token = %s WHERE id = %s", [foreign, fake_connected.pk]
+        )
+    with pytest.raises(UndecryptableValue, match="FIELD_ENCRYPTION_KEY") as caught:
+        access_token("fake", "fakeAuth")
+    assert foreign not in str(caught.value)
+    assert emf.CRYPTER  # the configured key is intact; only that value is unreadable
