@@ -131,14 +131,19 @@ def handle_sync_run(command: Any, options: dict[str, Any]) -> None:
     local = options["local"]
     run = start_sync(sync, trigger="cli-local" if local else "cli", send=not local)
     command.stdout.write(f"Sync {sync.key} (run #{run.pk}, {sync.mode}) {'here' if local else 'queued'}...")
-    shown = {"pages": 0}
+    shown = {"page": 0}
 
     def show(current: Run) -> None:
         progress = current.progress or {}
-        if progress.get("pages", 0) > shown["pages"]:
-            shown["pages"] = progress["pages"]
-            page = progress.get("first_page", 1) + progress["pages"] - 1
-            command.stdout.write(f"  page {page} done: {describe_progress(progress)}")
+        if progress.get("first_page", 1) > 1 and not shown["page"]:
+            command.stdout.write(f"  resuming cycle {progress.get('cycle')} at page {progress['first_page']}")
+        for entry in progress.get("recent_pages", []):
+            if entry["page"] > shown["page"]:
+                shown["page"] = entry["page"]
+                command.stdout.write(
+                    f"  page {entry['page']} done: {entry['created']} new, {entry['updated']} changed, "
+                    f"{entry['unchanged']} unchanged, {entry['deleted']} deleted"
+                )
         if current.status == Run.Status.RETRYING:
             command.stderr.write(command.style.WARNING(current.error))
 

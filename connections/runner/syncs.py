@@ -31,6 +31,7 @@ from .execute import Skipped, perform
 logger = logging.getLogger("connections.runner")
 
 ProgressCallback = Callable[[Run], None]
+_RECENT_PAGES = 50
 
 
 class LostLock(Exception):
@@ -237,6 +238,10 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
                 for name, count in counts.items():
                     progress[name] += count
                 progress.update(pages=progress["pages"] + 1, cycle=sync.cycle, cycle_complete=not page.has_more)
+                # The last pages one by one, so a command polling the row can show each even if it saw none.
+                progress["recent_pages"] = [*progress.get("recent_pages", []), {"page": page_number, **counts}][
+                    -_RECENT_PAGES:
+                ]
                 Run.objects.filter(pk=run.pk).update(progress=progress, heartbeat_at=timezone.now())
             run.progress = progress
             logger.info(

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.celery
 
 def exec_tool(*args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
-    call_command("workers", "exec", *args, stdout=out, stderr=err)
+    call_command("workers", "exec", *args, "--timeout", "120", stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
 
 

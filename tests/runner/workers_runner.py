@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,7 @@ def item_pages(state: dict[str, Any] | None, *, deletes: bool = True) -> dict[st
     return {"changes": changes, "has_more": has_more, "next_state": next_state}
 
 
-@worker.sync("itemsSync", database=items, schedule="manual")
+@worker.sync("pagesSync", database=items, schedule="manual")
 def items_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     return item_pages(state)
 
@@ -115,18 +116,12 @@ def _gate(page: int) -> None:
     folder = Path(worker.env("GATE_DIR").resolve())
     if not (folder / f"armed-{page}").exists():
         return
-    (folder / f"started-{page}").write_text(str(context_pid()))
+    (folder / f"started-{page}").write_text(str(os.getpid()))
     deadline = time.monotonic() + 120
     while not (folder / f"release-{page}").exists():
         if time.monotonic() > deadline:
             raise RuntimeError(f"page {page} was never released")
         time.sleep(0.05)
-
-
-def context_pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 @worker.sync("gatedSync", database=gated_items, schedule="manual")
