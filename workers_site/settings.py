@@ -145,6 +145,7 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "refresh-expiring-tokens": {"task": "connections.oauth.refresh_expiring_tokens", "schedule": 60.0},
     "keep-refresh-tokens-alive": {"task": "connections.oauth.keep_refresh_tokens_alive", "schedule": 3600.0},
+    "purge-authorization-attempts": {"task": "connections.oauth.purge_authorization_attempts", "schedule": 3600.0},
 }
 
 # The app's own settings (connections/conf.py documents each); env names match.

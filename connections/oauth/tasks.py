@@ -6,9 +6,10 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from django.utils import timezone
 
 from ..conf import app_settings
-from ..models import Connection
+from ..models import AuthorizationAttempt, Connection
 from .tokens import refresh_for_care
 
 logger = logging.getLogger(__name__)
@@ -33,3 +34,10 @@ def keep_refresh_tokens_alive() -> dict[str, int]:
     ):
         counts[refresh_for_care(pk, force=True)] += 1
     return counts
+
+
+@shared_task(name="connections.oauth.purge_authorization_attempts", ignore_result=True)
+def purge_authorization_attempts() -> int:
+    """Attempts older than a day are of no use to anyone (their verifier is already blanked)."""
+    deleted, _ = AuthorizationAttempt.objects.filter(created_at__lt=timezone.now() - timedelta(days=1)).delete()
+    return deleted

@@ -47,3 +47,16 @@ def test_idle_refresh_tokens_are_kept_alive(site, fake, celery_worker):
     keep_refresh_tokens_alive.delay()
     time.sleep(2)
     assert Connection.objects.get(pk=conn.pk).refresh_count == 1
+
+
+def test_old_authorization_attempts_are_purged(site):
+    from connections.models import AuthorizationAttempt, OAuthCapability
+    from connections.oauth.flow import start_authorization
+    from connections.oauth.tasks import purge_authorization_attempts
+
+    capability = OAuthCapability.objects.get(key="sandboxAuth")
+    old = start_authorization(capability, origin="cli").attempt
+    recent = start_authorization(capability, origin="cli").attempt
+    AuthorizationAttempt.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=2))
+    assert purge_authorization_attempts() == 1
+    assert list(AuthorizationAttempt.objects.values_list("pk", flat=True)) == [recent.pk]
