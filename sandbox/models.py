@@ -14,3 +14,13 @@ class SandboxItem(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class FlakyHit(models.Model):
+    """Calls per key to `/sandbox/api/flaky`, kept in the database so every process sees the same count."""
+
+    key = models.CharField(max_length=200, unique=True)
+    hits = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.hits}"

@@ -10,4 +10,5 @@ urlpatterns = [
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("api/me", views.me, name="me"),
     path("api/items", views.items, name="items"),
+    path("api/flaky", views.flaky, name="flaky"),
 ]

@@ -76,3 +76,22 @@ def items(request: HttpRequest) -> JsonResponse:
             "next_after": page[-1].id if page else after,
         }
     )
+
+
+@protected_resource(scopes=["read"])
+def flaky(request: HttpRequest) -> JsonResponse:
+    """Rate-limited the first time per `?key=`: 429 with `Retry-After: 1`, then the answer."""
+    from django.db import transaction
+    from django.db.models import F
+
+    from .models import FlakyHit
+
+    key = request.GET.get("key", "")
+    with transaction.atomic():
+        hit, _ = FlakyHit.objects.get_or_create(key=key)
+        FlakyHit.objects.filter(pk=hit.pk).update(hits=F("hits") + 1)
+    if hit.hits == 0:
+        response = JsonResponse({"error": "rate_limited"}, status=429)
+        response["Retry-After"] = "1"
+        return response
+    return JsonResponse({"key": key, "calls": hit.hits + 1, "user": request.resource_owner.get_username()})

@@ -53,6 +53,16 @@ def retry_once(input: dict[str, Any], context: Any) -> Any:
     return {"attempt": context.attempt}
 
 
+@worker.tool("throttled", schema=j.object({"key": j.string()}))
+def throttled(input: dict[str, Any], context: Any) -> Any:
+    """Calls the sandbox's rate-limited endpoint through the sandbox worker's OAuth capability."""
+    from examples.sandbox import api, sandbox_auth
+
+    response = sandbox_auth.session().get(api("flaky"), params={"key": input["key"]}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
 items = worker.database(
     "items",
     title="Test items",
