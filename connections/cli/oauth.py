@@ -75,7 +75,7 @@ def handle_start(command: Any, options: dict[str, Any]) -> None:
         if attempt.status == AuthorizationAttempt.Status.SUCCEEDED:
             command.stdout.write(command.style.SUCCESS(f"Connected {capability.key}."))
             return
-        if attempt.status == AuthorizationAttempt.Status.FAILED and attempt.error != "in progress":
+        if attempt.status == AuthorizationAttempt.Status.FAILED:
             raise CommandError(attempt.error)
         time.sleep(0.5)
     raise CommandError(

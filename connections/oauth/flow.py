@@ -63,7 +63,10 @@ def start_authorization(capability: OAuthCapability, *, origin: str, user: Any =
         client_id, _ = client.client_credentials(capability)
     except MissingSecret as exc:
         raise AuthorizationError(str(exc), code="missing_secret") from None
-    client.check_transport(capability.token_endpoint)
+    try:
+        client.check_transport(capability.token_endpoint)
+    except ProviderError as exc:
+        raise AuthorizationError(f"Cannot connect {capability.key}: {exc.message}.", code=exc.error) from None
     state = secrets.token_urlsafe(32)
     verifier = ""
     params: dict[str, str] = dict(capability.authorization_params or {})
@@ -106,7 +109,7 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
         raise AuthorizationError(
             "This authorization link is unknown; start the connection again.", code="unknown_state"
         )
-    if attempt.status != AuthorizationAttempt.Status.PENDING:
+    if attempt.status != AuthorizationAttempt.Status.PENDING or attempt.completed_at is not None:
         raise AuthorizationError(
             "This authorization link was already used; start the connection again.", code="reused_state"
         )
@@ -118,10 +121,11 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
                 "This authorization was started in another browser session; start it again from the admin.",
                 code="session_mismatch",
             )
-    # Claim the attempt: a second callback with the same state (a replay, a double click) loses here.
-    claimed = AuthorizationAttempt.objects.filter(pk=attempt.pk, status=AuthorizationAttempt.Status.PENDING).update(
-        status=AuthorizationAttempt.Status.FAILED, error="in progress", completed_at=timezone.now()
-    )
+    # Claim it (still pending, completed_at set: the exchange is under way). A second callback
+    # with the same state (a replay, a double click) loses here.
+    claimed = AuthorizationAttempt.objects.filter(
+        pk=attempt.pk, status=AuthorizationAttempt.Status.PENDING, completed_at__isnull=True
+    ).update(completed_at=timezone.now())
     if not claimed:
         raise AuthorizationError(
             "This authorization link was already used; start the connection again.", code="reused_state"

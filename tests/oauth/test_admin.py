@@ -98,3 +98,14 @@ def test_missing_secrets_are_warned_about_and_block_connecting(site, fake):
     )
     assert "FAKE_CLIENT_ID" in answer.text and "workers env set" in answer.text
     assert fake.authorizations == []
+
+
+def test_an_insecure_endpoint_is_refused_with_a_message_not_an_error_page(site):
+    OAuthCapability.objects.filter(key="sandboxAuth").update(token_endpoint="http://provider.example.test/token")
+    session = site.admin_session()
+    page_url = f"{site.url}/admin/connections/oauthcapability/{capability().pk}/change/"
+    page = session.get(page_url, timeout=10)
+    answer = session.post(
+        page_url.replace("/change/", "/connect/"), data={"csrfmiddlewaretoken": csrf_from(page.text)}, timeout=10
+    )
+    assert answer.status_code == 200 and "is not https" in answer.text
