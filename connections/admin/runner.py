@@ -1,17 +1,30 @@
-"""Tools, syncs, webhooks, runs, and the databases syncs fill."""
+"""Tools (with a Run form), syncs (Run now), runs, webhook events, and the databases syncs fill."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
+from ..exceptions import InvalidToolInputError, WorkersError
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent
+from ..runner.syncs import start_sync
+from ..runner.tools import start_tool
 
 
 class CodeDefinedAdmin(admin.ModelAdmin):
-    """Rows written by deploy: viewable, not editable."""
+    """Rows written by deploy or by runs: viewable, not editable."""
 
     list_select_related = ["worker"]
 
@@ -25,55 +38,335 @@ class CodeDefinedAdmin(admin.ModelAdmin):
         return False
 
 
+def _pre(value: Any) -> str:
+    if value in (None, "", {}, []):
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+    return format_html('<pre style="white-space:pre-wrap;margin:0">{}</pre>', text)
+
+
+# --- the Run form of a tool, generated from its input schema -----------------------------
+
+
+def _first_type(node: dict[str, Any]) -> tuple[str | None, bool]:
+    """(JSON type, nullable) of a schema node, seeing through j.nullable()'s anyOf."""
+    if "anyOf" in node:
+        kinds = [option.get("type") for option in node["anyOf"] if isinstance(option, dict)]
+        nullable = "null" in kinds
+        rest = [kind for kind in kinds if kind != "null"]
+        return (rest[0] if len(rest) == 1 else None), nullable
+    kind = node.get("type")
+    if isinstance(kind, list):
+        rest = [k for k in kind if k != "null"]
+        return (rest[0] if len(rest) == 1 else None), "null" in kind
+    return kind, False
+
+
+def schema_field(node: dict[str, Any], *, required: bool, label: str) -> forms.Field:
+    """A form field for one property of a tool's input schema; anything unusual is entered as JSON."""
+    common: dict[str, Any] = {"required": required, "label": label, "help_text": node.get("description", "")}
+    if "enum" in node:
+        choices = [(json.dumps(value), str(value)) for value in node["enum"]]
+        if not required:
+            choices.insert(0, ("", "---------"))
+        return forms.TypedChoiceField(choices=choices, coerce=json.loads, empty_value=None, **common)
+    kind, _nullable = _first_type(node)
+    if kind == "string":
+        return forms.CharField(min_length=node.get("minLength"), max_length=node.get("maxLength"), **common)
+    if kind == "integer":
+        return forms.IntegerField(min_value=node.get("minimum"), max_value=node.get("maximum"), **common)
+    if kind == "number":
+        return forms.FloatField(min_value=node.get("minimum"), max_value=node.get("maximum"), **common)
+    if kind == "boolean":
+        if required:
+            return forms.TypedChoiceField(
+                choices=[("true", _("Yes")), ("false", _("No"))], coerce=lambda v: v == "true", **common
+            )
+        return forms.NullBooleanField(**common)
+    common["help_text"] = " ".join(filter(None, [str(common["help_text"]), str(_("As JSON."))]))
+    return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), **common)
+
+
+class ToolRunForm(forms.Form):
+    """Built per tool by `tool_form`; `tool_input()` drops optional fields left empty."""
+
+    def tool_input(self) -> dict[str, Any]:
+        data = {}
+        for name, value in self.cleaned_data.items():
+            if value is None or (value == "" and not self.fields[name].required):
+                continue
+            data[name] = value
+        return data
+
+
+def tool_form(schema: dict[str, Any]) -> type[ToolRunForm]:
+    required = set(schema.get("required", []))
+    fields = {
+        name: schema_field(node if isinstance(node, dict) else {}, required=name in required, label=name)
+        for name, node in (schema.get("properties") or {}).items()
+    }
+    return type("ToolRunForm", (ToolRunForm,), fields)
+
+
 @admin.register(Tool)
 class ToolAdmin(CodeDefinedAdmin):
-    list_display = ["key", "worker", "title", "is_active"]
+    list_display = ["key", "worker", "title", "is_active", "run_link"]
     list_filter = ["is_active", "worker"]
     search_fields = ["key", "title", "worker__slug"]
+    readonly_fields = ["input_schema_display", "output_schema_display"]
+    fields = ["worker", "key", "title", "description", "hints", "is_active", "input_schema_display",
+              "output_schema_display"]  # fmt: skip
+    change_form_template = "admin/connections/tool/change_form.html"
+
+    @admin.display(description=_("input schema"))
+    def input_schema_display(self, obj: Tool) -> str:
+        return _pre(obj.input_schema)
+
+    @admin.display(description=_("output schema"))
+    def output_schema_display(self, obj: Tool) -> str:
+        return _pre(obj.output_schema)
+
+    @admin.display(description=_("run"))
+    def run_link(self, obj: Tool) -> str:
+        if not obj.is_active:
+            return "-"
+        return format_html('<a href="{}">{}</a>', reverse("admin:connections_tool_run", args=[obj.pk]), _("Run"))
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("<path:object_id>/run/", self.admin_site.admin_view(self.run_view), name="connections_tool_run"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = {"can_run": request.user.has_perm("connections.run_tool"), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra)
+
+    def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm("connections.run_tool"):
+            raise PermissionDenied
+        tool = get_object_or_404(Tool.objects.select_related("worker"), pk=object_id)
+        form_class = tool_form(tool.input_schema or {})
+        form = form_class(request.POST or None)
+        if not tool.is_active:
+            messages.error(request, _("This tool is no longer in the worker's code."))
+        elif request.method == "POST" and form.is_valid():
+            try:
+                run = start_tool(tool.worker.slug, tool.key, form.tool_input(), trigger="admin")
+            except InvalidToolInputError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            except WorkersError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Tool {tool.key} queued as run #{run.pk}.")
+                return HttpResponseRedirect(reverse("admin:connections_run_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Run {tool.title or tool.key}",
+            "opts": self.model._meta,
+            "original": tool,
+            "tool": tool,
+            "form": form,
+            "recent_runs": Run.objects.filter(tool=tool).order_by("-queued_at")[:10],
+        }
+        return TemplateResponse(request, "admin/connections/tool/run.html", context)
+
+
+# --- syncs: Run now --------------------------------------------------------------------
 
 
 @admin.register(Sync)
 class SyncAdmin(CodeDefinedAdmin):
-    list_display = ["key", "worker", "database", "schedule", "mode", "is_active", "last_cycle_completed_at"]
+    list_display = ["key", "worker", "database", "schedule", "mode", "is_active", "cycle", "cycle_in_progress",
+                    "last_cycle_completed_at"]  # fmt: skip
     list_filter = ["is_active", "mode", "worker"]
     search_fields = ["key", "worker__slug"]
     list_select_related = ["worker", "database"]
+    readonly_fields = ["state_display"]
+    exclude = ["state", "running_run"]
+    actions = ["run_now"]
+    change_form_template = "admin/connections/sync/change_form.html"
+
+    @admin.display(description=_("state"))
+    def state_display(self, obj: Sync) -> str:
+        return _pre(obj.state)
+
+    def has_run_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("connections.run_sync")
+
+    @admin.action(description=_("Run the selected syncs now"), permissions=["run"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Sync]) -> None:
+        started = [start_sync(sync, trigger="admin") for sync in queryset.filter(is_active=True)]
+        count = len(started)
+        self.message_user(request, f"Queued {count} sync run{'s' if count != 1 else ''}.", messages.SUCCESS)
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(require_POST(self.run_view))
+        return [path("<path:object_id>/run/", view, name="connections_sync_run"), *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        runs = Run.objects.filter(sync_id=object_id).order_by("-queued_at")[:10] if object_id.isdigit() else []
+        extra = {"can_run": self.has_run_permission(request), "recent_runs": runs, **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra)
+
+    def run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        sync = get_object_or_404(Sync.objects.select_related("worker"), pk=object_id)
+        if not sync.is_active:
+            messages.error(request, _("This sync is no longer in the worker's code."))
+            return HttpResponseRedirect(reverse("admin:connections_sync_change", args=[sync.pk]))
+        run = start_sync(sync, trigger="admin")
+        messages.success(request, f"Sync {sync.key} queued as run #{run.pk}.")
+        return HttpResponseRedirect(reverse("admin:connections_run_change", args=[run.pk]))
 
 
 @admin.register(Webhook)
 class WebhookAdmin(CodeDefinedAdmin):
-    list_display = ["key", "worker", "is_active"]
+    list_display = ["key", "worker", "url", "is_active"]
     list_filter = ["is_active", "worker"]
     search_fields = ["key", "worker__slug"]
+
+    @admin.display(description=_("URL"))
+    def url(self, obj: Webhook) -> str:
+        return obj.get_absolute_path()
+
+
+# --- databases and their records -------------------------------------------------------
 
 
 @admin.register(SyncedDatabase)
 class SyncedDatabaseAdmin(CodeDefinedAdmin):
-    list_display = ["key", "title", "worker", "is_active"]
+    list_display = ["key", "title", "worker", "record_count", "is_active"]
     search_fields = ["key", "title", "worker__slug"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SyncedDatabase]:
+        return super().get_queryset(request).annotate(_records=Count("records"))
+
+    @admin.display(description=_("records"), ordering="_records")
+    def record_count(self, obj: SyncedDatabase) -> str:
+        url = reverse("admin:connections_record_changelist") + f"?database__id__exact={obj.pk}"
+        return format_html('<a href="{}">{}</a>', url, obj._records)
+
+
+def display_value(value: Any) -> str:
+    """A property value as text: `{"type": "title", "value": "Bug"}` shows as Bug."""
+    inner = value.get("value") if isinstance(value, dict) and "type" in value else value
+    if inner is None:
+        return ""
+    if isinstance(inner, list):
+        return ", ".join(str(v) for v in inner)
+    if isinstance(inner, dict):
+        if "start" in inner:
+            return " → ".join(str(v) for v in (inner.get("start"), inner.get("end")) if v)
+        return json.dumps(inner, ensure_ascii=False)
+    return str(inner)
+
+
+def _property_column(name: str) -> Any:
+    def column(obj: Record) -> str:
+        return display_value(obj.properties.get(name))
+
+    column.short_description = name  # type: ignore[attr-defined]
+    return column
 
 
 @admin.register(Record)
 class RecordAdmin(CodeDefinedAdmin):
-    list_display = ["key", "database", "updated_at"]
+    list_display = ["key", "database", "summary", "updated_at"]
     list_filter = ["database"]
     search_fields = ["key", "search_text"]
     list_select_related = ["database"]
+    readonly_fields = ["properties_table"]
+    fields = ["database", "key", "properties_table", "cycle", "created_at", "updated_at"]
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        # Filtered to one database, each of its properties gets a column.
+        database_id = request.GET.get("database__id__exact", "")
+        database = SyncedDatabase.objects.filter(pk=database_id).first() if database_id.isdigit() else None
+        if database is None:
+            return list(self.list_display)
+        return ["key", *(_property_column(name) for name in database.properties), "updated_at"]
+
+    @admin.display(description=_("properties"))
+    def summary(self, obj: Record) -> str:
+        text = "; ".join(f"{name}: {display_value(value)}" for name, value in obj.properties.items())
+        return text if len(text) <= 120 else text[:119] + "…"
+
+    @admin.display(description=_("properties"))
+    def properties_table(self, obj: Record) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+            (
+                (name, value.get("type", "") if isinstance(value, dict) else "", display_value(value))
+                for name, value in obj.properties.items()
+            ),
+        )
+        return format_html("<table><tbody>{}</tbody></table>", rows)
+
+
+# --- runs and webhook events -----------------------------------------------------------
 
 
 @admin.register(Run)
 class RunAdmin(CodeDefinedAdmin):
-    list_display = ["id", "kind", "target", "worker", "status", "attempts", "queued_at", "duration"]
-    list_filter = ["kind", "status", "worker"]
-    search_fields = ["target", "error"]
+    list_display = ["id", "kind", "target", "worker", "status", "attempts", "trigger", "queued_at", "duration_display",
+                    "short_error"]  # fmt: skip
+    list_filter = ["status", "kind", "trigger", "worker", "queued_at"]
+    search_fields = ["target", "error", "worker__slug"]
+    date_hierarchy = "queued_at"
+    list_select_related = ["worker"]
+    change_form_template = "admin/connections/run/change_form.html"
+    fields = ["kind", "worker", "target", "status", "trigger", "attempts", "queued_at", "started_at", "finished_at",
+              "duration_display", "owner", "input_display", "result_display", "result_truncated", "progress_display",
+              "error", "traceback_display", "log_display", "webhook_event"]  # fmt: skip
+    readonly_fields = ["duration_display", "input_display", "result_display", "progress_display",
+                       "traceback_display", "log_display"]  # fmt: skip
+
+    @admin.display(description=_("duration"))
+    def duration_display(self, obj: Run) -> str:
+        return f"{obj.duration.total_seconds():.2f} s" if obj.duration is not None else "-"
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj: Run) -> str:
+        line = (obj.error.splitlines() or [""])[0]
+        return line if len(line) <= 100 else line[:99] + "…"
+
+    @admin.display(description=_("input"))
+    def input_display(self, obj: Run) -> str:
+        return _pre(obj.input)
+
+    @admin.display(description=_("result"))
+    def result_display(self, obj: Run) -> str:
+        return _pre(obj.result)
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, obj: Run) -> str:
+        progress = {k: v for k, v in (obj.progress or {}).items() if k != "recent_pages"}
+        return _pre(progress)
+
+    @admin.display(description=_("traceback"))
+    def traceback_display(self, obj: Run) -> str:
+        return _pre(obj.traceback)
+
+    @admin.display(description=_("log output"))
+    def log_display(self, obj: Run) -> str:
+        return _pre(obj.log)
 
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(admin.ModelAdmin):
     list_display = ["id", "path", "status", "reason", "body_size", "received_at"]
-    list_filter = ["status"]
+    list_filter = ["status", "webhook"]
     search_fields = ["path", "reason"]
+    date_hierarchy = "received_at"
     exclude = ["body"]
+    list_select_related = ["webhook"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
