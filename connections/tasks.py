@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 
-from .models import Sync
+from .models import Run, Sync
 from .runner import runs
 from .runner.syncs import execute_sync, start_sync
 from .runner.tools import execute_tool
@@ -15,7 +15,10 @@ from .runner.webhooks import execute_webhook
 
 def _drive(execute: Callable[[int], runs.Outcome], run_id: int) -> str:
     runs.fresh_connection()
-    outcome = execute(run_id)
+    try:
+        outcome = execute(run_id)
+    except Run.DoesNotExist:
+        return "no such run"  # acknowledged and dropped: there is nothing left to execute
     if outcome.retry_in is not None:
         # A new message for the same run: this one is acknowledged, the retry waits in the broker.
         runs.send(outcome.run, countdown=outcome.retry_in)

@@ -51,6 +51,7 @@ def perform(
     """
     run = runs.claim(run_id)
     if run is None:
+        # Raises Run.DoesNotExist for a message that outlived its run (deleted, or another database).
         return runs.Outcome(Run.objects.get(pk=run_id), executed=False)
     context = runs.RunContext(run.pk, run.kind, run.worker.slug, run.target, run.attempts, local)
     result: Any = None

@@ -118,6 +118,7 @@ def test_an_overlapping_start_is_recorded_as_skipped(runner_site, celery_worker)
 def test_a_worker_killed_during_page_2_resumes_at_page_2(runner_site, celery_worker, tmp_path):
     from connections.runner import start_sync
     from connections.tasks import run_sync
+    from workers_site.celery import app
 
     # What an uninterrupted run of the same pages leaves behind.
     sync_run("pagesSync")
@@ -125,6 +126,8 @@ def test_a_worker_killed_during_page_2_resumes_at_page_2(runner_site, celery_wor
 
     gates = runner_site.gate_dir
     (gates / "armed-2").touch()
+    with app.connection_for_write() as conn:  # a message left by an earlier killed worker (Redis keeps it)
+        conn.default_channel.queue_purge("runner-kill-test")
     victim = start_celery_worker(
         runner_site.url,
         tmp_path / "victim.log",

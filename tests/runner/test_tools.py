@@ -129,3 +129,9 @@ def _start(key: str, data: object) -> int:
     from connections.runner import start_tool
 
     return start_tool("runner-test", key, data, trigger="test").pk
+
+
+def test_a_message_that_outlived_its_run_is_dropped(runner_site):
+    from connections.tasks import run_tool
+
+    assert run_tool.apply(args=[987654]).get() == "no such run"
