@@ -177,3 +177,40 @@ def test_a_scheduled_sync_runs_from_its_beat_entry(runner_site, celery_worker):
     run = wait_until(lambda: Run.objects.filter(target="pagesSync", trigger="schedule").first(), what="the run")
     assert wait_for_run(run.pk).status == "succeeded"
     assert len(records("items")) == 25
+
+
+def test_a_killed_pool_process_gets_its_task_back_and_the_same_run_resumes(runner_site, celery_worker, tmp_path):
+    """acks_late + reject_on_worker_lost: the message comes back, and the run takes itself over at page 2."""
+    import os
+
+    from connections.runner import start_sync
+    from connections.tasks import run_sync
+    from workers_site.celery import app
+
+    gates = runner_site.gate_dir
+    (gates / "armed-2").touch()
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("runner-kill-test")
+    victim = start_celery_worker(
+        runner_site.url,
+        tmp_path / "victim.log",
+        pool="prefork",
+        concurrency=1,
+        queues="runner-kill-test",
+        WORKER_MODULES=",".join(runner_site.modules),
+    )
+    try:
+        run = start_sync(Sync.objects.get(key="gatedSync"), trigger="test", send=False)
+        run_sync.apply_async(args=[run.pk], task_id=run.task_id, queue="runner-kill-test")
+        started = wait_until(lambda: (gates / "started-2").exists() and (gates / "started-2").read_text())
+        os.kill(int(started), signal.SIGKILL)  # the pool process running page 2, not the worker
+        (gates / "release-2").touch()
+
+        run = wait_for_run(run.pk)
+    finally:
+        victim.stop()
+
+    assert run.status == "succeeded" and run.attempts == 2
+    assert run.progress["first_page"] == 2 and run.progress["pages"] == 2
+    assert Run.objects.filter(target="gatedSync").count() == 1
+    assert Record.objects.filter(database__key="gatedItems").count() == 25
