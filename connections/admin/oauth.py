@@ -136,12 +136,14 @@ class OAuthCapabilityAdmin(admin.ModelAdmin):
         conn = self._conn(obj)
         if conn is None or conn.status == Connection.Status.NOT_CONNECTED:
             return "-"
-        return conn.expires_at or _("unknown (the provider gave no lifetime)")
+        if conn.expires_at is None:
+            return _("unknown (the provider gave no lifetime)")
+        return h.describe_time(conn.expires_at)
 
     @admin.display(description=_("last refresh"))
     def last_refresh(self, obj: OAuthCapability) -> Any:
         conn = self._conn(obj)
-        return (conn.last_refreshed_at if conn else None) or "-"
+        return h.describe_time(conn.last_refreshed_at if conn else None)
 
     @admin.display(description=_("granted scopes"))
     def granted_scope(self, obj: OAuthCapability) -> str:
@@ -165,7 +167,7 @@ class OAuthCapabilityAdmin(admin.ModelAdmin):
     @admin.display(description=_("connected"))
     def connected(self, obj: OAuthCapability) -> Any:
         conn = self._conn(obj)
-        return (conn.connected_at if conn else None) or "-"
+        return h.describe_time(conn.connected_at if conn else None)
 
     # --- views ----------------------------------------------------------------------------
 

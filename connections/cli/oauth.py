@@ -7,7 +7,6 @@ import webbrowser
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 from ..conf import app_settings
 from ..exceptions import AuthorizationError
@@ -112,7 +111,7 @@ def handle_status(command: Any, options: dict[str, Any]) -> None:
 
 
 def _when(value: Any) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return h.describe_time(value)
 
 
 def handle_refresh(command: Any, options: dict[str, Any]) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
+from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext_lazy as _
 
 from ..conf import app_settings
@@ -47,3 +48,13 @@ def health(conn: Connection | None) -> str:
         if conn.expires_at <= now + timedelta(seconds=app_settings.EXPIRING_WITHIN):
             return EXPIRING
     return CONNECTED
+
+
+def describe_time(value: datetime | None) -> str:
+    """ "2026-11-27 04:46:50 UTC (in 4 minutes)" for pages and the command line."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    now = timezone.now()
+    relative = f"in {timeuntil(value, now)}" if value > now else f"{timesince(value, now)} ago"
+    return f"{local:%Y-%m-%d %H:%M:%S %Z} ({relative})"

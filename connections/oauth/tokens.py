@@ -86,13 +86,13 @@ def _hot_read(worker: str, key: str) -> TokenRow:
     )
 
 
-def _margin(conn: Connection | TokenRow) -> timedelta:
-    """The refresh margin, but never more than half the token's lifetime (short-lived tokens)."""
-    margin = timedelta(seconds=app_settings.TOKEN_REFRESH_MARGIN)
+def within_lifetime(conn: Connection | TokenRow, window: timedelta) -> timedelta:
+    """`window`, but never more than half the token's lifetime, so short-lived tokens are not
+    refreshed (or reported expiring) the moment they are issued."""
     issued = conn.last_refreshed_at or conn.connected_at
     if conn.expires_at and issued:
-        margin = min(margin, (conn.expires_at - issued) / 2)
-    return margin
+        return min(window, (conn.expires_at - issued) / 2)
+    return window
 
 
 def is_fresh(conn: Connection | TokenRow, valid_for: timedelta | None = None) -> bool:
@@ -101,7 +101,8 @@ def is_fresh(conn: Connection | TokenRow, valid_for: timedelta | None = None) ->
         return False
     if conn.expires_at is None:  # the provider gave no lifetime: valid until it answers 401
         return True
-    return conn.expires_at - (_margin(conn) if valid_for is None else valid_for) > timezone.now()
+    window = timedelta(seconds=app_settings.TOKEN_REFRESH_MARGIN) if valid_for is None else valid_for
+    return conn.expires_at - within_lifetime(conn, window) > timezone.now()
 
 
 def _connection_for(worker: str, key: str, *fields: str) -> Connection:

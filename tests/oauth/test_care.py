@@ -27,7 +27,10 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
 
 def test_tokens_about_to_expire_are_refreshed_in_the_background(site, fake, celery_worker):
     conn = connect_fake(site)
-    Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() + timedelta(seconds=120))
+    # An hour-long token with two minutes left.
+    Connection.objects.filter(pk=conn.pk).update(
+        expires_at=timezone.now() + timedelta(seconds=120), connected_at=timezone.now() - timedelta(minutes=58)
+    )
     refresh_expiring_tokens.delay()
     wait_for(lambda: Connection.objects.get(pk=conn.pk).refresh_count == 1)
     conn.refresh_from_db()

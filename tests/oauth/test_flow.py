@@ -12,6 +12,7 @@ import requests
 from django.test.utils import override_settings
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views.mixins import OAuthLibMixin
 
 from connections.exceptions import ReauthorizationRequired
 from connections.models import AuthorizationAttempt, Connection, Secret
@@ -27,19 +28,33 @@ def sandbox_connection() -> Connection:
     return Connection.objects.get(capability__worker__slug="sandbox", capability__key="sandboxAuth")
 
 
+def _drop_cached_servers() -> None:
+    # Each django-oauth-toolkit view caches an oauthlib server, built with the token lifetime in
+    # force at its first request, on its class (`_oauthlib_core`).
+    pending = [OAuthLibMixin]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "_oauthlib_core" in vars(cls):
+            delattr(cls, "_oauthlib_core")
+
+
 @contextmanager
 def short_lived(seconds: int) -> Iterator[None]:
     """The sandbox provider issues tokens living `seconds`.
 
-    Set on django-oauth-toolkit's settings object itself: overriding OAUTH2_PROVIDER makes it
-    reload, which races with the live server thread and can leave the old value cached.
+    Set on django-oauth-toolkit's settings object itself (overriding OAUTH2_PROVIDER makes it
+    reload, which races with the live server thread), with the views' cached servers dropped
+    before and after, so neither this test nor the next one sees a stale lifetime.
     """
     previous = oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
     oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS = seconds
+    _drop_cached_servers()
     try:
         yield
     finally:
         oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS = previous
+        _drop_cached_servers()
 
 
 def api_me(site, token: str) -> requests.Response:
