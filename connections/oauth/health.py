@@ -56,5 +56,8 @@ def describe_time(value: datetime | None) -> str:
         return "-"
     local = timezone.localtime(value)
     now = timezone.now()
-    relative = f"in {timeuntil(value, now)}" if value > now else f"{timesince(value, now)} ago"
+    if abs((value - now).total_seconds()) < 60:
+        relative = "just now" if value <= now else "in under a minute"
+    else:
+        relative = f"in {timeuntil(value, now)}" if value > now else f"{timesince(value, now)} ago"
     return f"{local:%Y-%m-%d %H:%M:%S %Z} ({relative})"
