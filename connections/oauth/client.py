@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import requests
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
@@ -29,6 +30,7 @@ os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 # Errors that a later retry may cure (RFC 6749 5.2 plus what providers send in practice).
 RETRYABLE_OAUTH_ERRORS = {"temporarily_unavailable", "server_error", "slow_down"}
+GRANT_GONE_ERRORS = {"invalid_grant", "bad_refresh_token"}
 TOKEN_FIELDS = {"access_token", "refresh_token", "expires_in", "expires_at", "token_type", "scope"}
 
 
@@ -62,7 +64,8 @@ class ProviderError(Exception):
 
     @property
     def is_invalid_grant(self) -> bool:
-        return self.error == "invalid_grant"
+        """The grant is gone: only a new authorization helps (GitHub says bad_refresh_token)."""
+        return self.error in GRANT_GONE_ERRORS
 
 
 @dataclass
@@ -116,6 +119,27 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
+def scrub(text: str, sent: tuple[str, ...]) -> str:
+    """Blank what we sent (a code, a refresh token, the client secret) should a provider echo it back."""
+    for value in sent:
+        if value and len(value) >= 4:
+            text = text.replace(value, "[redacted]")
+    return text
+
+
+def _inspect(sent: tuple[str, ...]) -> Any:
+    def hook(response: requests.Response) -> requests.Response:
+        try:
+            return _inspect_token_response(response)
+        except ProviderError as exc:
+            exc.description = scrub(exc.description, sent)
+            raise ProviderError(
+                exc.error, exc.description, status=exc.status, retryable=exc.retryable, retry_after=exc.retry_after
+            ) from None
+
+    return hook
+
+
 def _inspect_token_response(response: requests.Response) -> requests.Response:
     """Compliance hook run before oauthlib parses: classify, and normalise the body to JSON."""
     status = response.status_code
@@ -155,11 +179,11 @@ def _inspect_token_response(response: requests.Response) -> requests.Response:
     return response
 
 
-def _session(capability: OAuthCapability, client_id: str, redirect_uri: str | None = None) -> OAuth2Session:
+def _session(client_id: str, sent: tuple[str, ...], redirect_uri: str | None = None) -> OAuth2Session:
     # No scope on the session: oauthlib would raise when a provider grants a different scope.
     session = OAuth2Session(client_id=client_id, redirect_uri=redirect_uri)
-    session.register_compliance_hook("access_token_response", _inspect_token_response)
-    session.register_compliance_hook("refresh_token_response", _inspect_token_response)
+    session.register_compliance_hook("access_token_response", _inspect(sent))
+    session.register_compliance_hook("refresh_token_response", _inspect(sent))
     return session
 
 
@@ -186,7 +210,7 @@ def _to_token_response(capability: OAuthCapability, token: dict[str, Any], recei
     )
 
 
-def _call(capability: OAuthCapability, do: Any) -> TokenResponse:
+def _call(capability: OAuthCapability, do: Any, sent: tuple[str, ...]) -> TokenResponse:
     check_transport(capability.token_endpoint)
     received_at = timezone.now()
     try:
@@ -196,7 +220,7 @@ def _call(capability: OAuthCapability, do: Any) -> TokenResponse:
     except OAuth2Error as exc:  # raised by oauthlib's own parsing
         raise ProviderError(
             exc.error or "invalid_response",
-            exc.description or "",
+            scrub(exc.description or "", sent),
             status=exc.status_code,
             retryable=(exc.error or "") in RETRYABLE_OAUTH_ERRORS,
         ) from None
@@ -213,10 +237,12 @@ def _call(capability: OAuthCapability, do: Any) -> TokenResponse:
     return _to_token_response(capability, token, received_at)
 
 
+@sensitive_variables("code", "code_verifier", "client_secret", "sent")
 def exchange_code(capability: OAuthCapability, code: str, redirect_uri: str, code_verifier: str = "") -> TokenResponse:
     """The authorization-code grant."""
     client_id, client_secret = client_credentials(capability)
-    session = _session(capability, client_id, redirect_uri)
+    sent = (code, code_verifier, client_secret)
+    session = _session(client_id, sent, redirect_uri)
     extra = {"code_verifier": code_verifier} if code_verifier else {}
 
     def do() -> dict[str, Any]:
@@ -229,13 +255,15 @@ def exchange_code(capability: OAuthCapability, code: str, redirect_uri: str, cod
             **extra,
         )
 
-    return _call(capability, do)
+    return _call(capability, do, sent)
 
 
+@sensitive_variables("refresh_token", "client_secret", "sent")
 def refresh(capability: OAuthCapability, refresh_token: str) -> TokenResponse:
     """The refresh-token grant. A response without a refresh token yields refresh_token == ""."""
     client_id, client_secret = client_credentials(capability)
-    session = _session(capability, client_id)
+    sent = (refresh_token, client_secret)
+    session = _session(client_id, sent)
 
     def do() -> dict[str, Any]:
         token = session.refresh_token(
@@ -251,9 +279,10 @@ def refresh(capability: OAuthCapability, refresh_token: str) -> TokenResponse:
             token = {k: v for k, v in token.items() if k != "refresh_token"}
         return token
 
-    return _call(capability, do)
+    return _call(capability, do, sent)
 
 
+@sensitive_variables("token", "client_secret")
 def revoke(capability: OAuthCapability, token: str, token_type_hint: str) -> None:
     """RFC 7009 revocation; raises ProviderError when the provider refuses."""
     endpoint = capability.revocation_endpoint

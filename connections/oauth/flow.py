@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from oauthlib.oauth2.rfc6749.clients.base import Client as OAuthlibClient
 from requests_oauthlib import OAuth2Session
 
@@ -64,6 +65,7 @@ def start_authorization(capability: OAuthCapability, *, origin: str, user: Any =
     except MissingSecret as exc:
         raise AuthorizationError(str(exc), code="missing_secret") from None
     try:
+        client.check_transport(capability.authorization_endpoint)
         client.check_transport(capability.token_endpoint)
     except ProviderError as exc:
         raise AuthorizationError(f"Cannot connect {capability.key}: {exc.message}.", code=exc.error) from None
@@ -144,11 +146,22 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
     except AuthorizationError as exc:
         _close(attempt, AuthorizationAttempt.Status.FAILED, str(exc))
         raise
+    except Exception as exc:
+        # Whatever broke, the attempt is closed (the CLI stops waiting) and the page stays clear;
+        # only the exception's type is logged, since its text may quote a response.
+        logger.error("Completing the authorization of %s failed: %s", attempt.capability, type(exc).__name__)
+        message = (
+            f"Connecting {attempt.capability.key} failed because of an internal error ({type(exc).__name__}); "
+            "the server log has the details. Nothing was stored."
+        )
+        _close(attempt, AuthorizationAttempt.Status.FAILED, message)
+        raise AuthorizationError(message, code="internal_error") from None
     _close(attempt, AuthorizationAttempt.Status.SUCCEEDED, "")
     logger.info("Connected %s", capability)
     return attempt
 
 
+@sensitive_variables("params", "code", "answer")
 def _finish(attempt: AuthorizationAttempt, params: dict[str, str]) -> None:
     capability = attempt.capability
     error = params.get("error", "")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from ..conf import app_settings
 from ..exceptions import TokenRefreshError
@@ -65,7 +65,20 @@ def refresh_lock(connection_id: int, key: str = "") -> Iterator[Connection]:
     rows = Connection.objects.select_related("capability__worker")
     if connection.features.has_select_for_update:
         with transaction.atomic():
-            yield rows.select_for_update(of=("self",)).get(pk=connection_id)
+            if connection.vendor == "postgresql":
+                # Bounded like the file lock: a waiter gives up rather than hold a connection forever.
+                timeout_ms = int((2 * app_settings.HTTP_TIMEOUT + 10) * 1000)
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
+            try:
+                locked = rows.select_for_update(of=("self",)).get(pk=connection_id)
+            except OperationalError as exc:
+                if getattr(getattr(exc, "__cause__", None), "sqlstate", "") != "55P03":  # lock_not_available
+                    raise
+                raise TokenRefreshError(
+                    key or str(connection_id), "another refresh of this connection is taking too long", retryable=True
+                ) from None
+            yield locked
     else:
         with _file_lock(connection_id, key):
             yield rows.get(pk=connection_id)

@@ -28,11 +28,11 @@ def refresh_expiring_tokens() -> dict[str, int]:
 @shared_task(name="connections.oauth.keep_refresh_tokens_alive", ignore_result=True)
 def keep_refresh_tokens_alive() -> dict[str, int]:
     """Providers revoke refresh tokens left unused; exercise those idle for WORKERS_REFRESH_IDLE_SECONDS."""
+    idle = timedelta(seconds=app_settings.REFRESH_IDLE_SECONDS)
     counts = {"refreshed": 0, "skipped": 0, "failed": 0}
-    for pk in Connection.objects.idle(timedelta(seconds=app_settings.REFRESH_IDLE_SECONDS)).values_list(
-        "pk", flat=True
-    ):
-        counts[refresh_for_care(pk, force=True)] += 1
+    for pk in Connection.objects.idle(idle).values_list("pk", flat=True):
+        # Re-checked under the lock, so an overlapping run or a redelivered task does not rotate twice.
+        counts[refresh_for_care(pk, idle_before=timezone.now() - idle)] += 1
     return counts
 
 

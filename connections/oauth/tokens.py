@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection as db
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.debug import sensitive_variables
 
 from ..conf import app_settings
 from ..exceptions import ReauthorizationRequired, TokenRefreshError, WorkerNotFound
@@ -61,10 +62,15 @@ def _hot_sql(vendor: str) -> str:
 
 
 def _datetime(value: Any) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        return value if value is None or timezone.is_aware(value) else timezone.make_aware(value, dt.UTC)
-    parsed = parse_datetime(str(value))  # SQLite hands back text
-    return parsed if parsed is None or timezone.is_aware(parsed) else timezone.make_aware(parsed, dt.UTC)
+    """Raw-cursor datetimes: aware on PostgreSQL, naive UTC on SQLite (text if no converter ran)."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        parsed = parse_datetime(str(value))
+        if parsed is None:
+            raise ValueError(f"unreadable datetime in the connection row: {value!r}")
+        value = parsed
+    return value if timezone.is_aware(value) else timezone.make_aware(value, dt.UTC)
 
 
 def _hot_read(worker: str, key: str) -> TokenRow:
@@ -136,55 +142,96 @@ def token_extra(worker: str, key: str) -> dict[str, Any]:
     return _connection_for(worker, key, "extra").extra or {}
 
 
+def _key_of(connection_id: int) -> str:
+    return Connection.objects.filter(pk=connection_id).values_list("capability__key", flat=True).first() or ""
+
+
 def refresh_connection(
-    connection_id: int, *, force: bool = False, stale_token: str | None = None, valid_for: timedelta | None = None
+    connection_id: int,
+    *,
+    force: bool = False,
+    stale_token: str | None = None,
+    valid_for: timedelta | None = None,
+    idle_before: dt.datetime | None = None,
 ) -> str:
     """Refresh under the lock and return the access token.
 
     Without `force`, a token found fresh once the lock is held (valid for `valid_for`, by default
     the refresh margin) is returned as is: another caller refreshed it. With `stale_token` (a token
     the provider just answered 401 to), a different stored token counts as already refreshed.
-    `force` refreshes regardless.
+    `force` refreshes regardless; with `idle_before`, only if the refresh token has not been used
+    since then.
     """
+    return _refresh(connection_id, force=force, stale_token=stale_token, valid_for=valid_for, idle_before=idle_before)[
+        0
+    ]
+
+
+@sensitive_variables("used", "answer")
+def _refresh(
+    connection_id: int,
+    *,
+    force: bool,
+    stale_token: str | None,
+    valid_for: timedelta | None,
+    idle_before: dt.datetime | None,
+) -> tuple[str, bool]:
+    """refresh_connection(), also saying whether this call refreshed (for the background tasks)."""
+    if db.in_atomic_block:
+        # A rollback of the caller's transaction would undo the saved answer after the provider
+        # rotated the refresh token: the connection would be lost. Refuse rather than risk it.
+        raise TokenRefreshError(
+            _key_of(connection_id),
+            "a token refresh cannot run inside a database transaction; call access_token() before transaction.atomic()",
+            retryable=False,
+        )
+    started = timezone.now()
     failure: Exception | None = None
-    with refresh_lock(connection_id) as conn:
+    with refresh_lock(connection_id, _key_of(connection_id)) as conn:
         key = conn.capability.key
-        if not force and is_fresh(conn, valid_for) and (stale_token is None or conn.access_token != stale_token):
-            return conn.access_token
+        wanted = (
+            force or not is_fresh(conn, valid_for) or (stale_token is not None and conn.access_token == stale_token)
+        )
+        if idle_before is not None and (conn.last_refreshed_at or conn.connected_at or started) >= idle_before:
+            wanted = False  # used since the caller looked: nothing to keep alive
+        if not wanted:
+            return conn.access_token, False
         if conn.status == Status.NOT_CONNECTED:
             raise ReauthorizationRequired(key, "not connected")
         if conn.status == Status.NEEDS_REAUTH:
             failure = ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
+        elif conn.status == Status.REFRESH_FAILING and conn.last_error_at and conn.last_error_at >= started:
+            # The caller that held the lock before us has just failed: do not queue up behind it
+            # calling a provider that is down, one timeout after another.
+            failure = TokenRefreshError(key, conn.last_error, retryable=True)
         elif not conn.has_refresh_token:
-            _mark(conn, Status.NEEDS_REAUTH, "the token expired and the provider issued no refresh token")
-            failure = ReauthorizationRequired(key, conn.last_error)
+            reason = (
+                "the provider rejected the access token and issued no refresh token"
+                if stale_token is not None
+                else "the token expired and the provider issued no refresh token"
+            )
+            _mark(conn, Status.NEEDS_REAUTH, reason)
+            failure = ReauthorizationRequired(key, reason)
         else:
             used = conn.refresh_token
             try:
                 answer = client.refresh(conn.capability, used)
             except ProviderError as exc:
-                failure = _refresh_failed(conn, exc, used)
-                if failure is None:  # lost a race to a writer outside the lock: use its token
-                    return Connection.objects.only("access_token").get(pk=conn.pk).access_token
+                failure = _refresh_failed(conn, exc)
             else:
                 store_tokens(conn, answer, refreshed=True)
                 logger.info("Refreshed the token of %s (expires %s)", conn.capability, conn.expires_at)
-                return conn.access_token
-    # Raised after the transaction committed, so the recorded status and error are kept.
+                return conn.access_token, True
+    # Raised once the lock's transaction has committed, so the recorded status and error are kept.
     assert failure is not None
     raise failure
 
 
-def _refresh_failed(conn: Connection, exc: ProviderError, used_refresh_token: str) -> Exception | None:
+def _refresh_failed(conn: Connection, exc: ProviderError) -> Exception:
+    # The row was read under the lock, after any other refresher committed, so the refresh token
+    # we sent is the current one: a refusal here is a revocation, not a lost race.
     key = conn.capability.key
     if exc.is_invalid_grant:
-        # Re-read before concluding the grant was revoked: a token rotated by someone else in the
-        # meantime makes the one we sent invalid without anything being wrong.
-        current = Connection.objects.only(
-            "refresh_token", "access_token", "expires_at", "status", "connected_at", "last_refreshed_at"
-        ).get(pk=conn.pk)
-        if current.refresh_token != used_refresh_token and is_fresh(current):
-            return None
         _mark(conn, Status.NEEDS_REAUTH, f"the provider refused the refresh token ({exc.message})")
         logger.warning("Connection %s needs re-authorization: %s", conn.capability, exc.message)
         return ReauthorizationRequired(key, conn.last_error)
@@ -205,6 +252,7 @@ def _mark(conn: Connection, status: str, error: str, *, failed: bool = False) ->
     conn.save(update_fields=["status", "last_error", "last_error_at", "failure_count", "updated_at"])
 
 
+@sensitive_variables("answer")
 def store_tokens(conn: Connection, answer: TokenResponse, *, refreshed: bool) -> None:
     """Save a token response; a response without a refresh token keeps the stored one."""
     now = timezone.now()
@@ -244,7 +292,7 @@ def disconnect(connection_id: int) -> list[str]:
     """
     problems: list[str] = []
     with refresh_lock(connection_id) as conn:
-        capability = conn.capability
+        capability = conn.capability  # disconnect
         if capability.revocation_endpoint and conn.status != Status.NOT_CONNECTED:
             for token, hint in ((conn.refresh_token, "refresh_token"), (conn.access_token, "access_token")):
                 if not token:
@@ -271,15 +319,17 @@ def disconnect(connection_id: int) -> list[str]:
     return problems
 
 
-def refresh_for_care(connection_id: int, *, force: bool = False, valid_for: timedelta | None = None) -> str:
-    """For the background tasks: "refreshed", "skipped" (someone else did) or "failed"; never raises."""
-    before = Connection.objects.filter(pk=connection_id).values_list("refresh_count", flat=True).first()
+def refresh_for_care(
+    connection_id: int, *, valid_for: timedelta | None = None, idle_before: dt.datetime | None = None
+) -> str:
+    """For the background tasks: "refreshed", "skipped" (not needed any more) or "failed"; never raises."""
     try:
-        refresh_connection(connection_id, force=force, valid_for=valid_for)
+        _, refreshed = _refresh(
+            connection_id, force=idle_before is not None, stale_token=None, valid_for=valid_for, idle_before=idle_before
+        )
     except (ReauthorizationRequired, TokenRefreshError):
-        return "failed"  # recorded on the connection and logged by refresh_connection
-    after = Connection.objects.filter(pk=connection_id).values_list("refresh_count", flat=True).first()
-    return "refreshed" if after != before else "skipped"
+        return "failed"  # recorded on the connection and logged by _refresh
+    return "refreshed" if refreshed else "skipped"
 
 
 __all__ = ["TokenRefreshError", "access_token", "disconnect", "is_fresh", "refresh_connection", "store_tokens"]

@@ -55,6 +55,8 @@ class FakeProvider:
     issued: list[dict[str, str]] = field(default_factory=list)
     revoked_refresh_tokens: set[str] = field(default_factory=set)
     url: str = ""
+    # Seconds each token answer takes: a real provider's latency, which lets concurrent callers overlap.
+    token_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- behaviour of each style ------------------------------------------------------------
@@ -78,6 +80,8 @@ class FakeProvider:
         return token
 
     def token(self, form: dict[str, str], headers: dict[str, str]) -> Reply:
+        if self.token_delay:
+            time.sleep(self.token_delay)
         with self.lock:
             self.token_requests.append({**form, "_accept": headers.get("accept", "")})
             if self.script:
@@ -86,7 +90,9 @@ class FakeProvider:
                 return self._error("invalid_client", "Client authentication failed", 401)
             grant = form.get("grant_type")
             if grant == "refresh_token" and form.get("refresh_token") in self.revoked_refresh_tokens:
-                return self._error("invalid_grant", "The refresh token is invalid or revoked", 400)
+                # GitHub's own code for a dead refresh token; everyone else says invalid_grant.
+                code = "bad_refresh_token" if self.style == "github" else "invalid_grant"
+                return self._error(code, "The refresh token is invalid or revoked", 400)
             if grant == "refresh_token" and self.style != "google":
                 self.revoked_refresh_tokens.add(form.get("refresh_token", ""))  # rotated on use
             token = self._new_tokens(grant or "")

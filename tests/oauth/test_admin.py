@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import requests
@@ -58,7 +59,11 @@ def test_health_badges_filter_and_disconnect_with_revocation(site, fake):
     conn = connect_fake(site)
     session = site.admin_session()
     listing = session.get(f"{site.url}/admin/connections/oauthcapability/", timeout=10).text
-    assert "connected" in listing and "not connected" in listing
+    badges = re.findall(
+        r'<a href="[^"]*/(\d+)/change/">(\w+)</a>.*?border-radius:10px[^>]*>([^<]+)</span>', listing, re.S
+    )
+    assert ("fakeAuth", "connected") in [(key, badge) for _, key, badge in badges]
+    assert ("sandboxAuth", "not connected") in [(key, badge) for _, key, badge in badges]
 
     Connection.objects.filter(pk=conn.pk).update(
         status=Connection.Status.REFRESH_FAILING, failure_count=2, last_error="unavailable (HTTP 503)"
@@ -74,7 +79,7 @@ def test_health_badges_filter_and_disconnect_with_revocation(site, fake):
     page_url = f"{site.url}/admin/connections/oauthcapability/{conn.capability_id}/change/"
     page = session.get(page_url, timeout=10)
     assert "Reconnect</button>" in page.text and "Disconnect</button>" in page.text
-    assert "read" in page.text  # granted scope
+    assert re.search(r"Granted scopes:</label>\s*<div class=\"readonly\">read</div>", page.text)
     refresh_token = Connection.objects.get(pk=conn.pk).refresh_token
     answer = session.post(
         page_url.replace("/change/", "/disconnect/"), data={"csrfmiddlewaretoken": csrf_from(page.text)}, timeout=10
@@ -109,3 +114,27 @@ def test_an_insecure_endpoint_is_refused_with_a_message_not_an_error_page(site):
         page_url.replace("/change/", "/connect/"), data={"csrfmiddlewaretoken": csrf_from(page.text)}, timeout=10
     )
     assert answer.status_code == 200 and "is not https" in answer.text
+
+
+def test_disconnect_requires_post_csrf_and_the_permission(site, fake):
+    connect_fake(site)
+    staff("viewer")
+    url = f"{site.url}/admin/connections/oauthcapability/{capability('fakeAuth').pk}/disconnect/"
+    admin_session = site.admin_session()
+    assert admin_session.get(url, allow_redirects=False, timeout=10).status_code == 405
+    assert admin_session.post(url, allow_redirects=False, timeout=10).status_code == 403  # no CSRF token
+    viewer = site.admin_session("viewer", "pw-for-staff-123")
+    page = viewer.get(url.replace("/disconnect/", "/change/"), timeout=10)
+    assert "Disconnect</button>" not in page.text
+    denied = viewer.post(url, data={"csrfmiddlewaretoken": csrf_from(page.text)}, allow_redirects=False, timeout=10)
+    assert denied.status_code == 403
+    assert Connection.objects.get(capability__key="fakeAuth").status == Connection.Status.CONNECTED
+    assert fake.revocations == []
+
+
+def test_connecting_is_recorded_in_the_admin_history(site, fake):
+    connect_fake(site)
+    history = site.admin_session().get(
+        f"{site.url}/admin/connections/oauthcapability/{capability('fakeAuth').pk}/history/", timeout=10
+    )
+    assert "Connected" in history.text

@@ -20,6 +20,7 @@ from connections.oauth.tokens import access_token
 
 from ..conftest import ROOT, subprocess_env
 from ..oauth_helpers import connect
+from .fake_provider import Reply
 
 SCRIPT = Path(__file__).with_name("concurrent_access.py")
 
@@ -54,6 +55,7 @@ def ask_at_once(worker: str, key: str, count: int) -> list[str]:
 
 def test_sixteen_threads_one_refresh(fake, fake_connected):
     expire_all()
+    fake.token_delay = 0.3  # the refresh takes a while, as over the internet: callers pile in meanwhile
     results = ask_at_once("fake", "fakeAuth", 16)
     assert len(fake.refresh_requests) == 1
     new_token = fake.issued[-1]["access_token"]
@@ -77,6 +79,7 @@ def test_sixteen_threads_against_the_sandbox_provider(site):
 
 def test_four_processes_of_eight_threads_one_refresh(fake, fake_connected, tmp_path):
     expire_all()
+    fake.token_delay = 0.3
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
@@ -106,3 +109,16 @@ def test_four_processes_of_eight_threads_one_refresh(fake, fake_connected, tmp_p
     assert len(fake.refresh_requests) == 1
     expected = hashlib.sha256(fake.issued[-1]["access_token"].encode()).hexdigest()
     assert hashes == [expected] * 32
+
+
+def test_a_failing_provider_is_asked_once_not_once_per_waiter(fake, fake_connected):
+    from connections.exceptions import TokenRefreshError
+
+    expire_all()
+    fake.token_delay = 0.3
+    fake.script.append(Reply(status=503, body="down", content_type="text/plain"))
+    results = ask_at_once("fake", "fakeAuth", 8)
+    assert len(fake.refresh_requests) == 1
+    assert all(r.startswith(f"error: {TokenRefreshError.__name__}") and "HTTP 503" in r for r in results), results
+    # Later callers, after the failure was recorded, try again.
+    assert access_token("fake", "fakeAuth") == fake.issued[-1]["access_token"]

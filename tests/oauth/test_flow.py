@@ -254,8 +254,7 @@ def test_code_rejected_by_the_provider(connected):
     assert_unchanged(before)
 
 
-def test_a_successful_reconnect_without_refresh_token_keeps_the_stored_one(connected):
-    """Covered for real providers by the Google quirk; here: the access token changes, the grant works."""
+def test_a_reconnect_replaces_the_tokens(connected):
     site, before = connected
     session, callback = pending_callback(site)
     assert session.get(callback, timeout=20).status_code == 200

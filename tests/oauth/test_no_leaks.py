@@ -27,6 +27,8 @@ def secret_values(fake) -> set[str]:
     values |= set(get_refresh_token_model().objects.values_list("token", flat=True))
     for token in fake.issued:
         values |= {token.get("access_token", ""), token.get("refresh_token", "")}
+    for request in fake.token_requests:  # authorization codes and PKCE verifiers we sent
+        values |= {request.get("code", ""), request.get("code_verifier", "")}
     return {v for v in values if v}
 
 

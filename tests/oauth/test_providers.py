@@ -55,10 +55,10 @@ def test_github_form_encoded_answer_and_errors_with_http_200(site, fake):
     conn.refresh_from_db()
     assert conn.access_token == "gho_formencoded123"
 
-    # The same on refresh: invalid_grant with HTTP 200 means the grant is gone.
+    # A dead refresh token: GitHub answers HTTP 200 with error=bad_refresh_token. The grant is gone.
     expire(conn)
-    fake.script.append(Reply(body=json.dumps({"error": "invalid_grant"})))
-    with pytest.raises(ReauthorizationRequired):
+    fake.revoked_refresh_tokens.add("ghr_formencoded456")
+    with pytest.raises(ReauthorizationRequired, match="bad_refresh_token"):
         access_token("fake", "fakeAuth")
     conn.refresh_from_db()
     assert conn.status == Connection.Status.NEEDS_REAUTH and conn.refresh_token == "ghr_formencoded456"
@@ -119,3 +119,26 @@ def test_without_any_lifetime_the_token_is_used_until_the_provider_says_401(site
     assert conn.expires_at is None
     assert access_token("fake", "fakeAuth") == conn.access_token
     assert fake.refresh_requests == []
+
+
+def test_a_code_exchange_without_refresh_token_keeps_the_stored_one(site, fake):
+    conn = connect_fake(site)
+    stored = conn.refresh_token
+    fake.script.append(
+        Reply(body=json.dumps({"access_token": "at-second-connect", "token_type": "bearer", "expires_in": 3600}))
+    )
+    conn = connect_fake(site)
+    assert conn.access_token == "at-second-connect" and conn.refresh_token == stored
+
+
+def test_pkce_can_be_turned_off_for_providers_that_reject_it(site, fake):
+    from connections.models import OAuthCapability
+
+    OAuthCapability.objects.filter(key="fakeAuth").update(use_pkce=False)
+    connect_fake(site)
+    assert "code_challenge" not in fake.authorizations[-1]
+    assert "code_verifier" not in fake.token_requests[-1]
+    OAuthCapability.objects.filter(key="fakeAuth").update(use_pkce=True)
+    connect_fake(site)
+    assert fake.authorizations[-1]["code_challenge_method"] == "S256"
+    assert len(fake.token_requests[-1]["code_verifier"]) >= 43

@@ -147,6 +147,7 @@ def test_timeout_is_retryable(fake, fake_connected):
         access_token("fake", "fakeAuth")
     assert caught.value.retryable
     assert snapshot(conn) == before
+    assert conn.status == Connection.Status.REFRESH_FAILING and conn.failure_count == 1
 
 
 def test_connection_refused_is_retryable(fake, fake_connected):
@@ -171,6 +172,7 @@ def test_a_rejected_client_is_not_retryable(fake, fake_connected):
         access_token("fake", "fakeAuth")
     assert not caught.value.retryable
     assert snapshot(conn) == before
+    assert conn.status == Connection.Status.REFRESH_FAILING and conn.failure_count == 1
 
 
 def test_a_still_valid_token_is_served_while_refreshes_fail(fake, fake_connected):
@@ -213,3 +215,39 @@ def test_a_wrong_key_fails_loudly_instead_of_handing_out_ciphertext(fake, fake_c
         access_token("fake", "fakeAuth")
     assert foreign not in str(caught.value)
     assert emf.CRYPTER  # the configured key is intact; only that value is unreadable
+
+
+def test_no_refresh_inside_a_database_transaction(fake, fake_connected):
+    """A rollback of the caller's transaction would undo the saved answer after the provider rotated
+    the refresh token; the refresh is refused instead, and nothing is lost."""
+    from django.db import transaction
+
+    conn = fake_connected
+    before = snapshot(conn)
+    expire(conn)
+    with transaction.atomic(), pytest.raises(TokenRefreshError, match="inside a database transaction"):
+        access_token("fake", "fakeAuth")
+    assert fake.refresh_requests == []
+    assert snapshot(conn) == before
+    with transaction.atomic():  # a valid token is handed out inside a transaction as anywhere else
+        Connection.objects.filter(pk=conn.pk).update(expires_at=timezone.now() + timedelta(hours=1))
+        assert access_token("fake", "fakeAuth") == before[0]
+
+
+def test_provider_echoing_what_we_sent_is_redacted(fake, fake_connected):
+    conn = fake_connected
+    refresh_token = snapshot(conn)[1]
+    expire(conn)
+    fake.script.append(
+        Reply(
+            status=400,
+            body=json.dumps(
+                {"error": "invalid_request", "error_description": f"unknown refresh_token {refresh_token}"}
+            ),
+        )
+    )
+    with pytest.raises(TokenRefreshError) as caught:
+        access_token("fake", "fakeAuth")
+    assert refresh_token not in str(caught.value) and "[redacted]" in str(caught.value)
+    conn.refresh_from_db()
+    assert refresh_token not in conn.last_error
