@@ -50,3 +50,32 @@ def run_scheduled_sync(sync_id: int) -> str:
         return "inactive"
     run = start_sync(sync, trigger="schedule", send=False)
     return _drive(execute_sync, run.pk)
+
+
+@shared_task(ignore_result=True)
+def requeue_lost_runs() -> dict[str, int]:
+    """Runs left `running` by a process that died are queued again (beat, every minute).
+
+    The embedded broker does not redeliver a message once a worker read it, and Redis only after
+    its visibility timeout; the runner's claim takes the run over from the dead process. A run
+    whose process died too often is failed instead, so a task that kills its worker cannot loop.
+    """
+    from django.utils import timezone
+
+    from .conf import app_settings
+
+    counts = {"requeued": 0, "failed": 0}
+    for run in Run.objects.filter(status=Run.Status.RUNNING).select_related("worker"):
+        if runs.is_alive(run):
+            continue
+        if run.attempts > app_settings.TASK_MAX_RETRIES:
+            Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+                status=Run.Status.FAILED,
+                finished_at=timezone.now(),
+                error=f"The process running it died {run.attempts} time(s); not retried again.",
+            )
+            counts["failed"] += 1
+            continue
+        runs.send(run)
+        counts["requeued"] += 1
+    return counts

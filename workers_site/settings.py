@@ -146,6 +146,7 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-expiring-tokens": {"task": "connections.oauth.refresh_expiring_tokens", "schedule": 60.0},
     "keep-refresh-tokens-alive": {"task": "connections.oauth.keep_refresh_tokens_alive", "schedule": 3600.0},
     "purge-authorization-attempts": {"task": "connections.oauth.purge_authorization_attempts", "schedule": 3600.0},
+    "requeue-lost-runs": {"task": "connections.tasks.requeue_lost_runs", "schedule": 60.0},
 }
 
 # The app's own settings (connections/conf.py documents each); env names match.
@@ -154,6 +155,15 @@ WORKERS_HTTP_TIMEOUT = env.float("WORKERS_HTTP_TIMEOUT", default=15.0)
 WORKERS_STATE_TTL = env.int("WORKERS_STATE_TTL", default=600)
 WORKERS_EXPIRING_WITHIN = env.int("WORKERS_EXPIRING_WITHIN", default=300)
 WORKERS_REFRESH_IDLE_SECONDS = env.int("WORKERS_REFRESH_IDLE_SECONDS", default=24 * 3600)
+WORKERS_WEBHOOK_MAX_BODY = env.int("WORKERS_WEBHOOK_MAX_BODY", default=1024 * 1024)
+WORKERS_WEBHOOK_TOLERANCE = env.int("WORKERS_WEBHOOK_TOLERANCE", default=300)
+WORKERS_RUN_LOG_LIMIT = env.int("WORKERS_RUN_LOG_LIMIT", default=64 * 1024)
+WORKERS_RUN_RESULT_LIMIT = env.int("WORKERS_RUN_RESULT_LIMIT", default=256 * 1024)
+WORKERS_TASK_MAX_RETRIES = env.int("WORKERS_TASK_MAX_RETRIES", default=5)
+WORKERS_RETRY_BACKOFF = env.float("WORKERS_RETRY_BACKOFF", default=2.0)
+WORKERS_RETRY_BACKOFF_MAX = env.float("WORKERS_RETRY_BACKOFF_MAX", default=600.0)
+WORKERS_RUN_LEASE = env.int("WORKERS_RUN_LEASE", default=120)
+WORKERS_SYNC_MAX_PAGES = env.int("WORKERS_SYNC_MAX_PAGES", default=1000)
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {
