@@ -8,7 +8,6 @@ from django.db import DatabaseError, connection, transaction
 from encrypted_model_fields import fields as emf
 
 from .exceptions import UndecryptableValue
-from .fields import EncryptedTextField
 
 
 def encrypted_columns() -> list[tuple[type, str, str]]:
@@ -96,4 +95,4 @@ def rotate_keys() -> dict[str, int]:
     return counts
 
 
-__all__ = ["EncryptedTextField", "assert_keys_can_read", "rotate_keys", "undecryptable_counts"]
+__all__ = ["assert_keys_can_read", "describe", "encrypted_columns", "rotate_keys", "undecryptable_counts"]
