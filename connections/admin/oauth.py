@@ -3,16 +3,14 @@ Connect / Reconnect / Disconnect. No page ever shows a token."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -53,30 +51,7 @@ class HealthFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet | None:
         value = self.value()
-        if not value:
-            return None
-        S = Connection.Status
-        soon = timezone.now() + timedelta(seconds=app_settings.EXPIRING_WITHIN)
-        now = timezone.now()
-        expiring = Q(connection__status=S.CONNECTED, connection__expires_at__lte=soon)
-        if value == h.NOT_CONNECTED:
-            return queryset.filter(Q(connection__isnull=True) | Q(connection__status=S.NOT_CONNECTED))
-        if value == h.CONNECTED:
-            return queryset.filter(connection__status=S.CONNECTED).exclude(expiring)
-        if value == h.EXPIRING:
-            return queryset.filter(expiring).exclude(
-                connection__expires_at__lte=now, connection__has_refresh_token=False
-            )
-        if value == h.REFRESH_FAILING:
-            return queryset.filter(connection__status=S.REFRESH_FAILING)
-        if value == h.NEEDS_REAUTH:
-            return queryset.filter(
-                Q(connection__status=S.NEEDS_REAUTH)
-                | Q(
-                    connection__status=S.CONNECTED, connection__expires_at__lte=now, connection__has_refresh_token=False
-                )
-            )
-        return None
+        return queryset.filter(h.matching(value)) if value in h.LABELS else None
 
 
 @admin.register(OAuthCapability)

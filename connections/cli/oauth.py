@@ -95,13 +95,13 @@ def handle_status(command: Any, options: dict[str, Any]) -> None:
         state = h.health(conn)
         expires = "-"
         if conn is not None and state != h.NOT_CONNECTED:
-            expires = _when(conn.expires_at) if conn.expires_at else "unknown"
+            expires = h.describe_time(conn.expires_at) if conn.expires_at else "unknown"
         rows.append(
             (
                 f"{capability.worker.slug}:{capability.key}",
                 str(h.LABELS[state]),
                 expires,
-                _when(conn.last_refreshed_at) if conn and conn.last_refreshed_at else "-",
+                h.describe_time(conn.last_refreshed_at) if conn and conn.last_refreshed_at else "-",
                 (conn.last_error if conn and conn.last_error else "-")[:120],
             )
         )
@@ -110,16 +110,12 @@ def handle_status(command: Any, options: dict[str, Any]) -> None:
         command.stdout.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
 
 
-def _when(value: Any) -> str:
-    return h.describe_time(value)
-
-
 def handle_refresh(command: Any, options: dict[str, Any]) -> None:
     capability = _capability(options)
     conn, _ = Connection.objects.get_or_create(capability=capability)
     refresh_connection(conn.pk, force=True)
     conn.refresh_from_db(fields=["expires_at"])
-    expires = _when(conn.expires_at) if conn.expires_at else "unknown"
+    expires = h.describe_time(conn.expires_at) if conn.expires_at else "unknown"
     command.stdout.write(command.style.SUCCESS(f"Refreshed {capability.key}; the new token expires {expires}."))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext_lazy as _
@@ -35,7 +36,10 @@ COLOURS = {
 
 
 def health(conn: Connection | None) -> str:
-    """One of the states above; `expiring` is a connected token within the background refresh window."""
+    """One of the states above; `expiring` is a connected token within the background refresh window.
+
+    `matching()` below is the same rule as a query; change both together.
+    """
     if conn is None or conn.status == Connection.Status.NOT_CONNECTED:
         return NOT_CONNECTED
     if conn.status in (Connection.Status.NEEDS_REAUTH, Connection.Status.REFRESH_FAILING):
@@ -48,6 +52,29 @@ def health(conn: Connection | None) -> str:
         if conn.expires_at <= now + timedelta(seconds=app_settings.EXPIRING_WITHIN):
             return EXPIRING
     return CONNECTED
+
+
+def matching(state: str) -> Q:
+    """Capabilities whose connection is in `state`, as `health()` decides it, for querysets."""
+    S = Connection.Status
+    now = timezone.now()
+
+    def q(**lookups: object) -> Q:
+        return Q(**{f"connection__{name}": value for name, value in lookups.items()})
+
+    expiring = q(status=S.CONNECTED, expires_at__lte=now + timedelta(seconds=app_settings.EXPIRING_WITHIN))
+    dead = q(status=S.CONNECTED, expires_at__lte=now, has_refresh_token=False)
+    if state == NOT_CONNECTED:
+        return q(isnull=True) | q(status=S.NOT_CONNECTED)
+    if state == CONNECTED:
+        return q(status=S.CONNECTED) & ~expiring
+    if state == EXPIRING:
+        return expiring & ~dead
+    if state == REFRESH_FAILING:
+        return q(status=S.REFRESH_FAILING)
+    if state == NEEDS_REAUTH:
+        return q(status=S.NEEDS_REAUTH) | dead
+    raise ValueError(f"unknown health state {state!r}")
 
 
 def describe_time(value: datetime | None) -> str:

@@ -28,11 +28,11 @@ class AuthorizedSession(requests.Session):
         if response.status_code != 401:
             return response
         from ..sdk.worker import local_mode
-        from .tokens import connection_of, refresh_connection
+        from .tokens import connection_row, refresh_connection
 
         if local_mode.get():
             return response  # a pulled token cannot be refreshed from here: run `workers env pull` again
-        conn = connection_of(self.capability.worker, self.capability.key)
+        conn = connection_row(self.capability.worker, self.capability.key)
         fresh = refresh_connection(conn.pk, stale_token=token)
         response.close()
         return self._send_with(fresh, method, url, *args, **kwargs)

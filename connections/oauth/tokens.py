@@ -111,7 +111,7 @@ def is_fresh(conn: Connection | TokenRow, valid_for: timedelta | None = None) ->
     return conn.expires_at - within_lifetime(conn, window) > timezone.now()
 
 
-def _connection_for(worker: str, key: str, *fields: str) -> Connection:
+def connection_row(worker: str, key: str, *fields: str) -> Connection:
     conn = (
         Connection.objects.filter(capability__worker__slug=worker, capability__key=key)
         .only("id", "status", "expires_at", "connected_at", "last_refreshed_at", "last_error", *fields)
@@ -139,7 +139,7 @@ def access_token(worker: str, key: str) -> str:
 
 def token_extra(worker: str, key: str) -> dict[str, Any]:
     """The rest of the last token response (e.g. Salesforce's instance_url)."""
-    return _connection_for(worker, key, "extra").extra or {}
+    return connection_row(worker, key, "extra").extra or {}
 
 
 def _key_of(connection_id: int) -> str:
@@ -278,10 +278,6 @@ def store_tokens(conn: Connection, answer: TokenResponse, *, refreshed: bool) ->
         conn.connected_at = now
         conn.last_refreshed_at = None
     conn.save()
-
-
-def connection_of(worker: str, key: str) -> Connection:
-    return _connection_for(worker, key)
 
 
 def disconnect(connection_id: int) -> list[str]:

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import registry
+from ..conf import app_settings
 from ..exceptions import InvalidSyncResult, WorkerNotFound
 from ..models import Record, Run, Sync, SyncedDatabase
 from ..sdk.worker import SyncDef
@@ -210,7 +211,7 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
         }
         if start.cycle_in_progress:
             logger.info("Resuming cycle %s of sync %s at page %s", start.cycle, start.key, start.pages_done + 1)
-        for _ in range(max(1, _max_pages())):
+        for _ in range(max(1, app_settings.SYNC_MAX_PAGES)):
             sync = Sync.objects.get(pk=sync_id)
             page_number = sync.pages_done + 1 if sync.cycle_in_progress else 1
             page = parse_page(definition, definition.func(sync.state, context), page_number)
@@ -260,12 +261,6 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
         return progress
     finally:
         release(sync_id, run)
-
-
-def _max_pages() -> int:
-    from ..conf import app_settings
-
-    return app_settings.SYNC_MAX_PAGES
 
 
 def execute_sync(run_id: int, *, local: bool = False, on_progress: ProgressCallback | None = None) -> runs.Outcome:
