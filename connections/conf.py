@@ -95,5 +95,10 @@ class AppSettings:
         """Pages one sync run does at most; the next run continues the cycle."""
         return int(getattr(settings, "WORKERS_SYNC_MAX_PAGES", 1000))
 
+    @property
+    def JSON_MAX_DEPTH(self) -> int:
+        """How deeply tool input, tool results and webhook JSON may nest."""
+        return int(getattr(settings, "WORKERS_JSON_MAX_DEPTH", 64))
+
 
 app_settings = AppSettings()

@@ -74,6 +74,10 @@ class InvalidToolInputError(WorkersError):
         super().__init__(message)
 
 
+class InvalidJSONError(WorkersError, ValueError):
+    """JSON from outside is malformed, nested too deep, or holds text that is not valid Unicode."""
+
+
 class WebhookVerificationError(WorkersError):
     """A webhook request failed its signature or verify() check; answered with 401."""
 

@@ -164,6 +164,7 @@ WORKERS_RETRY_BACKOFF = env.float("WORKERS_RETRY_BACKOFF", default=2.0)
 WORKERS_RETRY_BACKOFF_MAX = env.float("WORKERS_RETRY_BACKOFF_MAX", default=600.0)
 WORKERS_RUN_LEASE = env.int("WORKERS_RUN_LEASE", default=120)
 WORKERS_SYNC_MAX_PAGES = env.int("WORKERS_SYNC_MAX_PAGES", default=1000)
+WORKERS_JSON_MAX_DEPTH = env.int("WORKERS_JSON_MAX_DEPTH", default=64)
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {

@@ -1,0 +1,111 @@
+"""JSON from outside (tool input, webhook bodies) and from worker code: bounded depth, valid Unicode.
+
+A lone surrogate ("\\ud800") parses and stores fine but cannot be encoded as UTF-8, so every page,
+log line and `dumpdata` that later renders it fails; deep nesting turns into a RecursionError in
+whatever walks it next (jsonschema, templates, the JSON encoder). Both are caught at the door.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .conf import app_settings
+from .exceptions import InvalidJSONError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _bad_text(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _walk(value: Any, max_depth: int) -> tuple[str, str] | None:
+    """The first problem in `value` as (kind, where), or None. Iterative: depth cannot overflow it."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        item, depth, where = stack.pop()
+        if depth > max_depth:
+            return "depth", where
+        if isinstance(item, str):
+            if _bad_text(item):
+                return "unicode", where
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and _bad_text(key):
+                    return "unicode", where
+                stack.append((child, depth + 1, f"{where}.{key}" if where else str(key)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
+    return None
+
+
+def check(value: Any, *, what: str, max_depth: int | None = None) -> Any:
+    """`value` when it is nested at most `JSON_MAX_DEPTH` deep and all its text is valid Unicode.
+
+    Raises InvalidJSONError naming `what` (and the field, for bad text) otherwise.
+    """
+    limit = app_settings.JSON_MAX_DEPTH if max_depth is None else max_depth
+    problem = _walk(value, limit)
+    if problem is None:
+        return value
+    kind, where = problem
+    if kind == "depth":
+        raise InvalidJSONError(f"{what} is nested more than {limit} levels deep.")
+    field = f' (field "{where}")' if where else ""
+    raise InvalidJSONError(f"{what} holds text that is not valid Unicode{field}.")
+
+
+def loads(text: str | bytes, *, what: str, max_depth: int | None = None) -> Any:
+    """Parse JSON from outside; InvalidJSONError (one line, naming `what`) for anything unsafe or malformed."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidJSONError(f"{what} is not valid UTF-8.") from None
+    if _bad_text(text):
+        raise InvalidJSONError(f"{what} holds text that is not valid Unicode.")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        limit = app_settings.JSON_MAX_DEPTH if max_depth is None else max_depth
+        raise InvalidJSONError(f"{what} is nested more than {limit} levels deep.") from None
+    except ValueError as exc:
+        raise InvalidJSONError(f"{what} is not valid JSON: {exc}.") from None
+    return check(value, what=what, max_depth=max_depth)
+
+
+def clean(value: Any, *, max_depth: int | None = None) -> Any:
+    """A copy of `value` that is safe to store and render: lone surrogates become U+FFFD.
+
+    For what worker code returns, where refusing would lose the result. Too deep still raises.
+    """
+    check_depth = app_settings.JSON_MAX_DEPTH if max_depth is None else max_depth
+    problem = _walk(value, check_depth)
+    if problem is None:
+        return value
+    if problem[0] == "depth":
+        raise InvalidJSONError(f"the value is nested more than {check_depth} levels deep.")
+    return _cleaned(value)
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {_cleaned(k) if isinstance(k, str) else k: _cleaned(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cleaned(v) for v in value]
+    return value
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates replaced, for logs and messages."""
+    return _SURROGATE.sub("\ufffd", text) if _bad_text(text) else text
