@@ -30,9 +30,10 @@ run: venv
 # A fresh encryption key per run: tests never see the key of a local .env.
 test: venv
 	@mkdir -p .run
+	@broker=$$(mktemp -d) && trap 'rm -rf "$$broker"' EXIT && \
 	FIELD_ENCRYPTION_KEY=$$($(PY) -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())') \
 	SANDBOX_PROVIDER=true \
-	CELERY_BROKER_DIR=$$(mktemp -d) \
+	CELERY_BROKER_DIR=$$broker \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: venv
