@@ -12,3 +12,8 @@ application = get_wsgi_application()
 from connections.crypto import assert_keys_can_read  # noqa: E402
 
 assert_keys_can_read()
+
+# gunicorn preloads this module before forking: no worker may inherit the check's connection.
+from django.db import connections  # noqa: E402
+
+connections.close_all()

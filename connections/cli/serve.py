@@ -1,4 +1,4 @@
-"""`workers serve`: the web server, a Celery worker and beat in one terminal; Ctrl-C stops them all."""
+"""`workers serve`: the web server (gunicorn), a Celery worker and beat in one terminal; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ..crypto import assert_keys_can_read
@@ -21,16 +22,42 @@ def add_arguments(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", default="8000")
     p.add_argument("--concurrency", default="2", help="Celery worker processes")
+    p.add_argument("--web-workers", default="2", help="gunicorn worker processes (8 threads each)")
+    p.add_argument(
+        "--dev", action="store_true", help="Django's development server instead of gunicorn (one request at a time)"
+    )
     p.set_defaults(handler=handle)
+
+
+def web_command(python: str, host: str, port: str, *, dev: bool = False, web_workers: str = "2") -> list[str]:
+    """The web server's command line: gunicorn with the site's config, or `runserver` with --dev."""
+    if dev:
+        return [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
+    return [
+        python,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:workers_site.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(web_workers),
+    ]
 
 
 def handle(command: Any, options: dict[str, Any]) -> None:
     # Each child refuses a wrong key too, but one clear message before starting beats three tracebacks.
     assert_keys_can_read()
+    if not options["dev"]:
+        # Hashed, compressed copies for WhiteNoise; unchanged files are skipped on later starts.
+        call_command("collectstatic", interactive=False, verbosity=0)
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "workers_site"]
     commands = {
-        "web": [python, "manage.py", "runserver", f"{options['host']}:{options['port']}", "--noreload", "--insecure"],
+        "web": web_command(
+            python, options["host"], options["port"], dev=options["dev"], web_workers=options["web_workers"]
+        ),
         "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
         "beat": [*celery, "beat", "--loglevel", "INFO"],
     }

@@ -1,0 +1,48 @@
+"""gunicorn's settings for this site: `gunicorn -c python:workers_site.gunicorn_conf`.
+
+`workers serve` uses it; an operator's own command line may add to or override any of it.
+The gthread worker suits a site whose requests wait on the database and on providers more than
+they compute. Values come from the environment (GUNICORN_* below) so one file serves every machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+wsgi_app = "workers_site.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# A burst waits in the kernel's queue instead of being reset (Django's development server keeps 10).
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+# SIGTERM: stop accepting, finish the requests in flight for up to this long, then exit.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+keepalive = 5
+# One control socket per user by default: two sites (or test runs) on one machine would share it.
+control_socket_disable = True
+# The settings are read and the key checked once, before forking, not once per worker.
+preload_app = True
+accesslog = "-"
+errorlog = "-"
+# The path without its query string: the OAuth callback's query holds the authorization code.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact"],
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
