@@ -56,7 +56,23 @@ class AppSettings:
 
     @property
     def WEBHOOK_MAX_BODY(self) -> int:
+        """Bytes a webhook body may have; a longer one is refused with 413 (chunked ones: read to this)."""
         return int(getattr(settings, "WORKERS_WEBHOOK_MAX_BODY", 1024 * 1024))
+
+    @property
+    def WEBHOOK_MAX_HEADERS(self) -> int:
+        """Headers kept with a stored webhook event (accepted or refused); the rest are dropped."""
+        return int(getattr(settings, "WORKERS_WEBHOOK_MAX_HEADERS", 50))
+
+    @property
+    def WEBHOOK_MAX_HEADER_LENGTH(self) -> int:
+        """Characters of one header value kept with a stored webhook event; a longer value is cut."""
+        return int(getattr(settings, "WORKERS_WEBHOOK_MAX_HEADER_LENGTH", 1024))
+
+    @property
+    def WEBHOOK_MAX_REFUSALS_PER_HOUR(self) -> int:
+        """Refused requests stored per webhook and clock hour; further ones are only counted and logged."""
+        return int(getattr(settings, "WORKERS_WEBHOOK_MAX_REFUSALS_PER_HOUR", 60))
 
     @property
     def WEBHOOK_TOLERANCE(self) -> int:
