@@ -112,6 +112,21 @@ class AppSettings:
         return int(getattr(settings, "WORKERS_SYNC_MAX_PAGES", 1000))
 
     @property
+    def RUN_RETENTION_DAYS(self) -> float:
+        """Days a finished run is kept (counted from its end); unfinished runs are never purged."""
+        return float(getattr(settings, "WORKERS_RUN_RETENTION_DAYS", 30))
+
+    @property
+    def WEBHOOK_RETENTION_DAYS(self) -> float:
+        """Days a webhook event (its body and headers, and the refusal counts) is kept."""
+        return float(getattr(settings, "WORKERS_WEBHOOK_RETENTION_DAYS", 30))
+
+    @property
+    def PURGE_BATCH_SIZE(self) -> int:
+        """Rows one DELETE statement of the retention purge removes at most, so no table is locked for long."""
+        return max(1, int(getattr(settings, "WORKERS_PURGE_BATCH_SIZE", 1000)))
+
+    @property
     def JSON_MAX_DEPTH(self) -> int:
         """How deeply tool input, tool results and webhook JSON may nest."""
         return int(getattr(settings, "WORKERS_JSON_MAX_DEPTH", 64))

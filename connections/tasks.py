@@ -82,3 +82,11 @@ def requeue_lost_runs() -> dict[str, int]:
         runs.send(run)
         counts["requeued"] += 1
     return counts
+
+
+@shared_task(ignore_result=True)
+def purge_old_records() -> dict[str, int]:
+    """Finished runs and webhook events past their retention period are deleted in batches (beat, hourly)."""
+    from .retention import purge
+
+    return purge()

@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
             name='replay_digest',
             field=models.CharField(blank=True, editable=False, max_length=64, null=True, unique=True),
         ),
+        migrations.AlterField(
+            model_name='run',
+            name='finished_at',
+            field=models.DateTimeField(blank=True, db_index=True, null=True, verbose_name='finished'),
+        ),
         migrations.CreateModel(
             name='WebhookRefusalCount',
             fields=[
