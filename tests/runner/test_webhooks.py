@@ -158,6 +158,8 @@ def test_refusals_of_one_webhook_are_stored_up_to_the_hourly_cap_and_counted_bey
     count = WebhookRefusalCount.objects.get(scope="runner-test/signed")
     assert (count.refused, count.stored) == (5, 3)
     assert not Run.objects.exists()
+    page = runner_site.admin_session().get(f"{runner_site.url}/admin/connections/webhookrefusalcount/", timeout=10)
+    assert page.status_code == 200 and "runner-test/signed" in page.text
 
 
 # --- a signed request is handled once -------------------------------------------------------------
