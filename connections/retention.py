@@ -46,7 +46,9 @@ def old_runs() -> QuerySet[Run]:
 
 def old_webhook_events() -> QuerySet[WebhookEvent]:
     """Events received before the webhook retention period whose runs (if any) are all finished."""
-    cutoff = timezone.now() - timedelta(days=app_settings.WEBHOOK_RETENTION_DAYS)
+    # Never sooner than the signature tolerance: an accepted event's digest is what refuses its replays.
+    keep = max(timedelta(days=app_settings.WEBHOOK_RETENTION_DAYS), timedelta(seconds=app_settings.WEBHOOK_TOLERANCE))
+    cutoff = timezone.now() - keep
     return WebhookEvent.objects.filter(received_at__lt=cutoff).exclude(runs__status__in=_UNFINISHED)
 
 
