@@ -95,7 +95,6 @@ def check_signature(config: dict[str, Any], secret: str, raw: bytes, headers: di
     if prefix and not provided.startswith(prefix):
         raise WebhookVerificationError(f"signature header {config['header']} does not start with {prefix!r}")
     provided = provided[len(prefix) :].strip().lower()
-    payload = raw
     timestamp_header = config.get("timestamp_header") or ""
     if timestamp_header:
         stamp = headers.get(timestamp_header.lower(), "").strip()
@@ -111,8 +110,7 @@ def check_signature(config: dict[str, Any], secret: str, raw: bytes, headers: di
         tolerance = config.get("tolerance") or app_settings.WEBHOOK_TOLERANCE
         if abs(now - seconds) > tolerance:
             raise WebhookVerificationError(f"timestamp outside the {int(tolerance)} s tolerance (replayed or stale)")
-        payload = stamp.encode() + b"." + raw
-    expected = _digest(secret, payload, config.get("algorithm") or "sha256")
+    expected = _digest(secret, signed_payload(config, raw, headers), config.get("algorithm") or "sha256")
     if not hmac.compare_digest(expected.encode(), provided.encode()):
         raise WebhookVerificationError("signature does not match")
 
@@ -196,7 +194,7 @@ def _reject(
         method[:10],
         jsondata.clean_text(path[:300]),
         reason,
-        "" if store else f" (not stored; {counter.refused} refused this hour for this path)",
+        "" if store else f" (not stored; {counter.refused} refused this hour for {scope or 'unknown paths'})",
     )
     return Answer(status, reason, event)
 
