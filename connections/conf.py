@@ -56,7 +56,23 @@ class AppSettings:
 
     @property
     def WEBHOOK_MAX_BODY(self) -> int:
+        """Bytes a webhook body may have; a longer one is refused with 413 (chunked ones: read to this)."""
         return int(getattr(settings, "WORKERS_WEBHOOK_MAX_BODY", 1024 * 1024))
+
+    @property
+    def WEBHOOK_MAX_HEADERS(self) -> int:
+        """Headers kept with a stored webhook event (accepted or refused); the rest are dropped."""
+        return int(getattr(settings, "WORKERS_WEBHOOK_MAX_HEADERS", 50))
+
+    @property
+    def WEBHOOK_MAX_HEADER_LENGTH(self) -> int:
+        """Characters of one header value kept with a stored webhook event; a longer value is cut."""
+        return int(getattr(settings, "WORKERS_WEBHOOK_MAX_HEADER_LENGTH", 1024))
+
+    @property
+    def WEBHOOK_MAX_REFUSALS_PER_HOUR(self) -> int:
+        """Refused requests stored per webhook and clock hour; further ones are only counted and logged."""
+        return int(getattr(settings, "WORKERS_WEBHOOK_MAX_REFUSALS_PER_HOUR", 60))
 
     @property
     def WEBHOOK_TOLERANCE(self) -> int:
@@ -94,6 +110,21 @@ class AppSettings:
     def SYNC_MAX_PAGES(self) -> int:
         """Pages one sync run does at most; the next run continues the cycle."""
         return int(getattr(settings, "WORKERS_SYNC_MAX_PAGES", 1000))
+
+    @property
+    def RUN_RETENTION_DAYS(self) -> float:
+        """Days a finished run is kept (counted from its end); unfinished runs are never purged."""
+        return float(getattr(settings, "WORKERS_RUN_RETENTION_DAYS", 30))
+
+    @property
+    def WEBHOOK_RETENTION_DAYS(self) -> float:
+        """Days a webhook event (its body and headers, and the refusal counts) is kept."""
+        return float(getattr(settings, "WORKERS_WEBHOOK_RETENTION_DAYS", 30))
+
+    @property
+    def PURGE_BATCH_SIZE(self) -> int:
+        """Rows one DELETE statement of the retention purge removes at most, so no table is locked for long."""
+        return max(1, int(getattr(settings, "WORKERS_PURGE_BATCH_SIZE", 1000)))
 
     @property
     def JSON_MAX_DEPTH(self) -> int:

@@ -313,6 +313,9 @@ class WebhookEvent(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices)
     reason = models.CharField(max_length=300, blank=True)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # For an accepted signed request: a digest of what the signature covers (see runner/webhooks.py).
+    # Unique, so the same signed request is handled once even when two copies arrive together.
+    replay_digest = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         ordering = ["-received_at"]
@@ -321,6 +324,24 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} {self.status}"
+
+
+class WebhookRefusalCount(models.Model):
+    """Refused webhook requests per clock hour, stored or not; `scope` is "worker/key", or "" for unknown paths."""
+
+    scope = models.CharField(_("webhook"), max_length=201, blank=True)
+    hour = models.DateTimeField(_("hour"), db_index=True)
+    refused = models.PositiveIntegerField(_("refused"), default=0)
+    stored = models.PositiveIntegerField(_("stored"), default=0)
+
+    class Meta:
+        ordering = ["-hour", "scope"]
+        constraints = [models.UniqueConstraint(fields=["scope", "hour"], name="unique_refusal_count_per_hour")]
+        verbose_name = _("webhook refusal count")
+        verbose_name_plural = _("webhook refusal counts")
+
+    def __str__(self) -> str:
+        return f"{self.scope or '(unknown path)'} {self.hour:%Y-%m-%d %H:00}: {self.refused}"
 
 
 class Run(models.Model):
@@ -366,7 +387,7 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
     queued_at = models.DateTimeField(_("queued"), auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-queued_at"]

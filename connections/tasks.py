@@ -8,7 +8,7 @@ from celery import shared_task
 
 from .models import Run, Sync
 from .runner import runs
-from .runner.syncs import execute_sync, start_sync
+from .runner.syncs import execute_sync, start_scheduled_sync
 from .runner.tools import execute_tool
 from .runner.webhooks import execute_webhook
 
@@ -44,11 +44,14 @@ def handle_webhook(run_id: int) -> str:
 
 @shared_task(acks_late=True, ignore_result=True)
 def run_scheduled_sync(sync_id: int) -> str:
-    """django-celery-beat's entry for a sync (see deploy): one run per tick, skipped while one is running."""
+    """django-celery-beat's entry for a sync (see deploy): one run per tick; ticks while one runs are counted
+    on one skipped run (see start_scheduled_sync), not recorded one by one."""
     sync = Sync.objects.select_related("worker", "database").filter(pk=sync_id).first()
     if sync is None or not sync.is_active or not sync.worker.is_active:
         return "inactive"
-    run = start_sync(sync, trigger="schedule", send=False)
+    run = start_scheduled_sync(sync)
+    if run is None:
+        return "skipped: already running"
     return _drive(execute_sync, run.pk)
 
 
@@ -79,3 +82,11 @@ def requeue_lost_runs() -> dict[str, int]:
         runs.send(run)
         counts["requeued"] += 1
     return counts
+
+
+@shared_task(ignore_result=True)
+def purge_old_records() -> dict[str, int]:
+    """Finished runs and webhook events past their retention period are deleted in batches (beat, hourly)."""
+    from .retention import purge
+
+    return purge()

@@ -158,6 +158,7 @@ CELERY_BEAT_SCHEDULE = {
     "keep-refresh-tokens-alive": {"task": "connections.oauth.keep_refresh_tokens_alive", "schedule": 3600.0},
     "purge-authorization-attempts": {"task": "connections.oauth.purge_authorization_attempts", "schedule": 3600.0},
     "requeue-lost-runs": {"task": "connections.tasks.requeue_lost_runs", "schedule": 60.0},
+    "purge-old-runs-and-events": {"task": "connections.tasks.purge_old_records", "schedule": 3600.0},
 }
 
 # The app's own settings (connections/conf.py documents each); env names match.
@@ -168,6 +169,12 @@ WORKERS_EXPIRING_WITHIN = env.int("WORKERS_EXPIRING_WITHIN", default=300)
 WORKERS_REFRESH_IDLE_SECONDS = env.int("WORKERS_REFRESH_IDLE_SECONDS", default=24 * 3600)
 WORKERS_WEBHOOK_MAX_BODY = env.int("WORKERS_WEBHOOK_MAX_BODY", default=1024 * 1024)
 WORKERS_WEBHOOK_TOLERANCE = env.int("WORKERS_WEBHOOK_TOLERANCE", default=300)
+WORKERS_WEBHOOK_MAX_HEADERS = env.int("WORKERS_WEBHOOK_MAX_HEADERS", default=50)
+WORKERS_WEBHOOK_MAX_HEADER_LENGTH = env.int("WORKERS_WEBHOOK_MAX_HEADER_LENGTH", default=1024)
+WORKERS_WEBHOOK_MAX_REFUSALS_PER_HOUR = env.int("WORKERS_WEBHOOK_MAX_REFUSALS_PER_HOUR", default=60)
+WORKERS_RUN_RETENTION_DAYS = env.float("WORKERS_RUN_RETENTION_DAYS", default=30.0)
+WORKERS_WEBHOOK_RETENTION_DAYS = env.float("WORKERS_WEBHOOK_RETENTION_DAYS", default=30.0)
+WORKERS_PURGE_BATCH_SIZE = env.int("WORKERS_PURGE_BATCH_SIZE", default=1000)
 WORKERS_RUN_LOG_LIMIT = env.int("WORKERS_RUN_LOG_LIMIT", default=64 * 1024)
 WORKERS_RUN_RESULT_LIMIT = env.int("WORKERS_RUN_RESULT_LIMIT", default=256 * 1024)
 WORKERS_TASK_MAX_RETRIES = env.int("WORKERS_TASK_MAX_RETRIES", default=5)

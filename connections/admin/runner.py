@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from ..exceptions import InvalidToolInputError, WorkersError
-from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent
+from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
 from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
 
@@ -367,6 +367,25 @@ class WebhookEventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     exclude = ["body"]
     list_select_related = ["webhook"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookRefusalCount)
+class WebhookRefusalCountAdmin(admin.ModelAdmin):
+    """Refused webhook requests per hour, including those not stored (unknown paths, over the hourly cap)."""
+
+    list_display = ["hour", "scope_display", "refused", "stored"]
+    list_filter = ["scope"]
+    date_hierarchy = "hour"
+
+    @admin.display(description=_("webhook"), ordering="scope")
+    def scope_display(self, obj: WebhookRefusalCount) -> str:
+        return obj.scope or str(_("(unknown paths)"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

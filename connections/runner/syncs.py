@@ -191,6 +191,46 @@ def start_sync(sync: Sync, *, trigger: str, send: bool = True) -> Run:
     return run
 
 
+def start_scheduled_sync(sync: Sync) -> Run | None:
+    """A beat tick's run of the sync, or None when the tick is skipped because a run is still going.
+
+    A continuous sync ticks every minute, so a long cycle would otherwise leave a skipped run per
+    minute for ever. While the same run holds the sync, its first skipped tick is recorded as one
+    skipped run, and each later tick only adds to that run's `progress` ("skipped_ticks", "last_tick_at").
+    """
+    with transaction.atomic():
+        locked = Sync.objects.select_for_update().get(pk=sync.pk)
+        holder = Run.objects.filter(pk=locked.running_run_id).first() if locked.running_run_id else None
+        if holder is None or holder.is_finished or not runs.is_alive(holder):
+            return runs.create_run(Run.Kind.SYNC, sync.worker, sync.key, trigger="schedule", sync=sync)
+        now = timezone.now()
+        recorded = (
+            Run.objects.select_for_update()
+            .filter(sync=sync, status=Run.Status.SKIPPED, trigger="schedule", progress__skipped_while=holder.pk)
+            .order_by("-pk")
+            .first()
+        )
+        if recorded is None:
+            message = (
+                f"Sync {sync.key} is already running (run #{holder.pk}); this start was skipped, and so are "
+                f"further scheduled starts while it runs (counted here)."
+            )
+            progress = {"skipped_while": holder.pk, "skipped_ticks": 1, "last_tick_at": now.isoformat()}
+            run = runs.create_run(Run.Kind.SYNC, sync.worker, sync.key, trigger="schedule", sync=sync)
+            Run.objects.filter(pk=run.pk).update(
+                status=Run.Status.SKIPPED, error=message, progress=progress, finished_at=now
+            )
+        else:
+            progress = {
+                **recorded.progress,
+                "skipped_ticks": int(recorded.progress.get("skipped_ticks", 1)) + 1,
+                "last_tick_at": now.isoformat(),
+            }
+            Run.objects.filter(pk=recorded.pk).update(progress=progress, finished_at=now)
+    logger.info("Scheduled start of sync %s skipped: run #%s is still running", sync.key, holder.pk)
+    return None
+
+
 def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback | None) -> dict[str, Any]:
     sync_id = run.sync_id
     if sync_id is None:

@@ -1,26 +1,41 @@
-"""Webhooks: check a request (size, HMAC signature, timestamp, verify()), store it, handle it later."""
+"""Webhooks: check a request (size, HMAC signature, timestamp, JSON, verify()), store it once, handle it later.
+
+What an unauthenticated sender can make us store is bounded: requests for unknown paths are only
+counted (`WebhookRefusalCount`) and logged; refusals of a known webhook are stored without their
+body, with capped headers, and at most `WEBHOOK_MAX_REFUSALS_PER_HOUR` per webhook and hour.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from .. import registry
+from .. import jsondata, registry
 from ..conf import app_settings
-from ..exceptions import MissingSecret, WebhookVerificationError, WorkerNotFound
-from ..models import Run, Webhook, WebhookEvent
+from ..exceptions import InvalidJSONError, MissingSecret, WebhookVerificationError, WorkerNotFound
+from ..models import Run, Webhook, WebhookEvent, WebhookRefusalCount
 from ..secrets import get_secret
 from . import runs
 from .execute import perform
 
+logger = logging.getLogger("connections.webhooks")
+
 # Never stored with an event: they may carry the sender's credentials.
 _UNSTORED_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
+_HEADER_NAME_LIMIT = 100
+_CUT_MARK = "...[cut]"
 
 
 @dataclass
@@ -41,13 +56,26 @@ class Answer:
     reason: str
     event: WebhookEvent | None = None
     run: Run | None = None
+    duplicate: bool = False
+
+
+# What the view hands over to read the body: `read(n)` gives at most n bytes. None when the body's
+# length is unknown and this server cannot read it to its end (chunked, under runserver): 411.
+BodyReader = Callable[[int], bytes]
 
 
 def parse_body(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError):
+    """The body as JSON, or {} when it is not JSON; InvalidJSONError when it is JSON too deep or with bad text."""
+    if not raw:
         return {}
+    what = "The webhook's JSON body"
+    try:
+        value = json.loads(raw)  # bytes: UTF-8/16/32 detected as the JSON RFC says
+    except RecursionError:
+        return jsondata.loads(raw, what=what)  # raises, naming the depth limit
+    except (ValueError, UnicodeDecodeError):
+        return {}  # not JSON: the handler still has raw_body
+    return jsondata.check(value, what=what)
 
 
 def _digest(secret: str, payload: bytes, algorithm: str) -> str:
@@ -67,41 +95,106 @@ def check_signature(config: dict[str, Any], secret: str, raw: bytes, headers: di
     if prefix and not provided.startswith(prefix):
         raise WebhookVerificationError(f"signature header {config['header']} does not start with {prefix!r}")
     provided = provided[len(prefix) :].strip().lower()
-    payload = raw
     timestamp_header = config.get("timestamp_header") or ""
     if timestamp_header:
         stamp = headers.get(timestamp_header.lower(), "").strip()
         try:
             seconds = float(stamp)
         except ValueError:
-            raise WebhookVerificationError(f"missing or invalid timestamp header {timestamp_header}") from None
+            seconds = math.nan
+        # NaN compares false with everything, so it would pass any tolerance check and never expire.
+        if not math.isfinite(seconds):
+            raise WebhookVerificationError(f"missing or invalid timestamp header {timestamp_header}")
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
         tolerance = config.get("tolerance") or app_settings.WEBHOOK_TOLERANCE
         if abs(now - seconds) > tolerance:
             raise WebhookVerificationError(f"timestamp outside the {int(tolerance)} s tolerance (replayed or stale)")
-        payload = stamp.encode() + b"." + raw
-    expected = _digest(secret, payload, config.get("algorithm") or "sha256")
+    expected = _digest(secret, signed_payload(config, raw, headers), config.get("algorithm") or "sha256")
     if not hmac.compare_digest(expected.encode(), provided.encode()):
         raise WebhookVerificationError("signature does not match")
 
 
-def _stored_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k not in _UNSTORED_HEADERS}
+def signed_payload(config: dict[str, Any], raw: bytes, headers: dict[str, str]) -> bytes:
+    """What the signature covers: `<timestamp>.<body>` with a timestamp header, else the body."""
+    timestamp_header = config.get("timestamp_header") or ""
+    if not timestamp_header:
+        return raw
+    return headers.get(timestamp_header.lower(), "").strip().encode() + b"." + raw
+
+
+def replay_digest(worker: str, key: str, payload: bytes) -> str:
+    """Identifies "the same signed request" for one webhook.
+
+    The digest is of what the signature covers, not of the signature header's text: the header can
+    be respelled (case, spaces) without breaking it, the signed payload cannot. With a timestamp the
+    same body sent again later is a new request; without one, the same body is the same request.
+    """
+    return hashlib.sha256(f"{worker}/{key}\n".encode() + payload).hexdigest()
+
+
+def stored_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The headers kept with an event: no credentials, at most WEBHOOK_MAX_HEADERS, each value cut to
+    WEBHOOK_MAX_HEADER_LENGTH characters (names to 100), so one request cannot fill the disk."""
+    count, length = app_settings.WEBHOOK_MAX_HEADERS, app_settings.WEBHOOK_MAX_HEADER_LENGTH
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        if name in _UNSTORED_HEADERS:
+            continue
+        if len(kept) >= count:
+            break
+        if len(value) > length:
+            value = value[: max(0, length - len(_CUT_MARK))] + _CUT_MARK
+        kept[name[:_HEADER_NAME_LIMIT]] = value
+    return kept
+
+
+def _this_hour() -> datetime:
+    return timezone.now().replace(minute=0, second=0, microsecond=0)
+
+
+def _count_refusal(scope: str) -> WebhookRefusalCount:
+    """Add one refusal to this hour's count for `scope`; call inside a transaction (the row stays locked)."""
+    hour = _this_hour()
+    rows = WebhookRefusalCount.objects.filter(scope=scope, hour=hour)
+    if not rows.update(refused=F("refused") + 1):
+        try:
+            with transaction.atomic():
+                return WebhookRefusalCount.objects.create(scope=scope, hour=hour, refused=1)
+        except IntegrityError:  # created meanwhile by a concurrent refusal
+            rows.update(refused=F("refused") + 1)
+    return rows.get()
 
 
 def _reject(
     status: int, reason: str, *, path: str, method: str, headers: dict[str, str], size: int, hook: Webhook | None
 ) -> Answer:
-    # The body of a refused request is not kept: it is unauthenticated, possibly large, possibly hostile.
-    event = WebhookEvent.objects.create(
-        webhook=hook,
-        path=path[:300],
-        method=method[:10],
-        headers=_stored_headers(headers),
-        body_size=size,
-        status=WebhookEvent.Status.REJECTED,
-        reason=reason[:300],
+    """Refuse a request: counted always, logged, and stored (never with its body) while under the hourly cap."""
+    scope = f"{hook.worker.slug}/{hook.key}" if hook is not None else ""
+    with transaction.atomic():
+        counter = _count_refusal(scope)
+        # Unknown paths are never stored: anyone can make up as many as they like.
+        store = hook is not None and counter.stored < app_settings.WEBHOOK_MAX_REFUSALS_PER_HOUR
+        event = None
+        if store:
+            # The body of a refused request is not kept: it is unauthenticated, possibly large, possibly hostile.
+            event = WebhookEvent.objects.create(
+                webhook=hook,
+                path=path[:300],
+                method=method[:10],
+                headers=stored_headers(headers),
+                body_size=size,
+                status=WebhookEvent.Status.REJECTED,
+                reason=reason[:300],
+            )
+            WebhookRefusalCount.objects.filter(pk=counter.pk).update(stored=F("stored") + 1)
+    logger.warning(
+        "Webhook request refused (%s): %s %r: %s%s",
+        status,
+        method[:10],
+        jsondata.clean_text(path[:300]),
+        reason,
+        "" if store else f" (not stored; {counter.refused} refused this hour for {scope or 'unknown paths'})",
     )
     return Answer(status, reason, event)
 
@@ -114,10 +207,14 @@ def receive(
     path: str,
     headers: dict[str, str],
     content_length: int | None,
-    read_body: Any,
+    read_body: BodyReader | None,
     query: dict[str, str] | None = None,
 ) -> Answer:
-    """Decide on one webhook request; accepted events are stored and their handler queued."""
+    """Decide on one webhook request; an accepted event is stored and its handler queued, once.
+
+    `content_length` is None when the sender did not say (chunked); `read_body` is None when the
+    server cannot read such a body to its end, which is answered 411 rather than taken as empty.
+    """
     headers = {k.lower(): v for k, v in headers.items()}
     request = {"path": path, "method": method, "headers": headers}
     hook = Webhook.objects.select_related("worker").filter(worker__slug=worker, key=key).first()
@@ -127,6 +224,9 @@ def receive(
     if content_length is not None and content_length > limit:
         reason = f"body of {content_length} bytes is over the {limit} byte limit"
         return _reject(413, reason, size=content_length, hook=hook, **request)
+    if read_body is None:
+        reason = "a body without Content-Length (chunked) cannot be read by this server: send Content-Length"
+        return _reject(411, reason, size=0, hook=hook, **request)
     raw = read_body(limit + 1)
     if len(raw) > limit:
         return _reject(413, f"body is over the {limit} byte limit", size=len(raw), hook=hook, **request)
@@ -135,7 +235,7 @@ def receive(
     except WorkerNotFound:
         return _reject(404, "webhook no longer in the worker's code", size=len(raw), hook=hook, **request)
     config = definition.signature  # the code is the source of truth, as everywhere else
-    event = Event(parse_body(raw), raw, _stored_headers(headers), method, query=dict(query or {}))
+    digest = None
     try:
         if config:
             try:
@@ -144,23 +244,46 @@ def receive(
                 reason = f"signing secret {config['secret']} is not set"
                 return _reject(503, reason, size=len(raw), hook=hook, **request)
             check_signature(config, secret, raw, headers, time.time())
+            digest = replay_digest(worker, key, signed_payload(config, raw, headers))
+        event = Event(parse_body(raw), raw, stored_headers(headers), method, query=dict(query or {}))
         if definition.verify is not None:
             definition.verify(event)
     except WebhookVerificationError as exc:
         return _reject(401, str(exc) or "verification failed", size=len(raw), hook=hook, **request)
-    with transaction.atomic():
-        stored = WebhookEvent.objects.create(
-            webhook=hook,
-            path=path[:300],
-            method=method[:10],
-            headers=_stored_headers(headers),
-            body=raw,
-            body_size=len(raw),
-            status=WebhookEvent.Status.ACCEPTED,
-        )
-        run = runs.create_run(Run.Kind.WEBHOOK, hook.worker, key, trigger="webhook", webhook_event=stored)
-        runs.send(run)
+    except InvalidJSONError as exc:
+        return _reject(400, str(exc), size=len(raw), hook=hook, **request)
+    if digest is not None and (earlier := _handled(digest)) is not None:
+        return earlier
+    try:
+        with transaction.atomic():
+            stored = WebhookEvent.objects.create(
+                webhook=hook,
+                path=path[:300],
+                method=method[:10],
+                headers=event.headers,
+                body=raw,
+                body_size=len(raw),
+                status=WebhookEvent.Status.ACCEPTED,
+                replay_digest=digest,
+            )
+            run = runs.create_run(Run.Kind.WEBHOOK, hook.worker, key, trigger="webhook", webhook_event=stored)
+            runs.send(run)
+    except IntegrityError:
+        # A copy of the same signed request won the race to the unique digest: this one is the replay.
+        if digest is not None and (earlier := _handled(digest)) is not None:
+            return earlier
+        raise
     return Answer(202, "accepted", stored, run)
+
+
+def _handled(digest: str) -> Answer | None:
+    """The answer for a signed request that was accepted before: handled once, so no second run."""
+    earlier = WebhookEvent.objects.filter(replay_digest=digest).first()
+    if earlier is None:
+        return None
+    run = earlier.runs.order_by("pk").first()
+    logger.warning("Webhook request is a replay of event #%s: not handled again", earlier.pk)
+    return Answer(200, "duplicate", earlier, run, duplicate=True)
 
 
 def execute_webhook(run_id: int) -> runs.Outcome:

@@ -175,3 +175,17 @@ def require_token(event: Any) -> None:
 @worker.webhook("checked", verify=require_token)
 def on_checked(event: Any, context: Any) -> Any:
     return {"ok": True}
+
+
+@worker.webhook(
+    "signedPlain",
+    signature={
+        "secret": worker.env("HOOK_SECRET"),
+        "header": "X-Signature",
+        "algorithm": "sha256",
+        "prefix": "sha256=",
+    },
+)
+def on_signed_plain(event: Any, context: Any) -> Any:
+    """Signed without a timestamp header: only the body is signed."""
+    return {"received": event.body}
