@@ -141,3 +141,18 @@ def test_access_log_has_no_query_string(gunicorn: Server) -> None:
     log = gunicorn.output()
     assert "/oauth/callback/" in log
     assert "the-secret-code" not in log and "the-state" not in log
+
+
+def test_a_chunked_body_is_read_whole(gunicorn: Server) -> None:
+    from connections.models import WebhookEvent
+
+    body = b'{"items": [' + b",".join(b'"item-%d"' % i for i in range(2000)) + b"]}"
+
+    def chunks():  # no Content-Length: requests sends Transfer-Encoding: chunked
+        for start in range(0, len(body), 1000):
+            yield body[start : start + 1000]
+
+    answer = requests.post(f"{gunicorn.url}/webhooks/serving-test/slow/", data=chunks(), timeout=30)
+    assert answer.status_code == 202, answer.text
+    event = WebhookEvent.objects.get(pk=answer.json()["event"])
+    assert bytes(event.body) == body
