@@ -127,6 +127,21 @@ class AppSettings:
         return max(1, int(getattr(settings, "WORKERS_PURGE_BATCH_SIZE", 1000)))
 
     @property
+    def TOOL_TIME_LIMIT(self) -> float:
+        """Seconds a tool may run before it is stopped (soft limit); `worker.tool(..., time_limit=)` overrides it."""
+        return float(getattr(settings, "WORKERS_TOOL_TIME_LIMIT", 300))
+
+    @property
+    def SYNC_PAGE_TIME_LIMIT(self) -> float:
+        """Seconds one page of a sync may take (soft limit); `worker.sync(..., time_limit=)` overrides it."""
+        return float(getattr(settings, "WORKERS_SYNC_PAGE_TIME_LIMIT", 300))
+
+    @property
+    def TIME_LIMIT_GRACE(self) -> float:
+        """Seconds past the soft limit at which code that did not stop is killed (the hard limit)."""
+        return float(getattr(settings, "WORKERS_TIME_LIMIT_GRACE", 10))
+
+    @property
     def JSON_MAX_DEPTH(self) -> int:
         """How deeply tool input, tool results and webhook JSON may nest."""
         return int(getattr(settings, "WORKERS_JSON_MAX_DEPTH", 64))

@@ -116,6 +116,7 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
                 "input_schema": tool.schema,
                 "output_schema": tool.output_schema,
                 "hints": tool.hints,
+                "time_limit": tool.time_limit,
                 "is_active": True,
             },
             report,
@@ -128,7 +129,13 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
         row = _upsert(
             m.Sync,
             {"worker": record, "key": key},
-            {"database": database, "schedule": sync.schedule, "mode": sync.mode, "is_active": True},
+            {
+                "database": database,
+                "schedule": sync.schedule,
+                "mode": sync.mode,
+                "time_limit": sync.time_limit,
+                "is_active": True,
+            },
             report,
             f"sync {label}:{key}",
         )

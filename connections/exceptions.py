@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from billiard.exceptions import SoftTimeLimitExceeded
+
 
 class WorkersError(Exception):
     """Base of every error of this app."""
@@ -92,3 +94,15 @@ class RetryableError(WorkersError):
 
 class InvalidSyncResult(WorkersError):
     """A sync's page is not `{"changes": [...], "has_more": bool, "next_state": ...}` as declared."""
+
+
+class TimeLimitExceeded(WorkersError, SoftTimeLimitExceeded):
+    """A tool or a sync page ran past its time limit (the soft one).
+
+    Raised inside the code where it is (a sleep, a socket read), so it may clean up; it is also
+    Celery's SoftTimeLimitExceeded, which code written for Celery already catches. Code that goes
+    on anyway is killed at the hard limit.
+    """
+
+    def __str__(self) -> str:  # billiard's own wraps the message in a tuple's repr
+        return Exception.__str__(self)

@@ -231,6 +231,9 @@ class Tool(models.Model):
     input_schema = models.JSONField(_("input schema"), default=dict)
     output_schema = models.JSONField(_("output schema"), null=True, blank=True)
     hints = models.JSONField(_("hints"), default=dict, blank=True)
+    time_limit = models.FloatField(
+        _("time limit"), null=True, blank=True, help_text=_("Seconds; empty: WORKERS_TOOL_TIME_LIMIT.")
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -254,6 +257,9 @@ class Sync(models.Model):
     database = models.ForeignKey(SyncedDatabase, on_delete=models.PROTECT, related_name="syncs")
     schedule = models.CharField(_("schedule"), max_length=100, default="continuous")
     mode = models.CharField(_("mode"), max_length=20, choices=Mode.choices, default=Mode.INCREMENTAL)
+    time_limit = models.FloatField(
+        _("time limit per page"), null=True, blank=True, help_text=_("Seconds; empty: WORKERS_SYNC_PAGE_TIME_LIMIT.")
+    )
     is_active = models.BooleanField(_("active"), default=True)
     # Committed with each page: where the next page (or the next cycle) starts.
     state = models.JSONField(_("state"), null=True, blank=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from celery.exceptions import TimeLimitExceeded
 
 from .models import Run, Sync
 from .runner import runs
@@ -25,19 +27,34 @@ def _drive(execute: Callable[[int], runs.Outcome], run_id: int) -> str:
     return outcome.status if outcome.executed else f"not executed ({outcome.status})"
 
 
+class RunTask(Task):
+    """A task whose first argument is a run id."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # Celery calls this in the worker's main process when it killed the pool child at the
+        # task's `time_limit` (runner/limits.py: code that held the interpreter so our own hard
+        # limit could not act). The message is acknowledged (acks_on_failure_or_timeout); the run
+        # must be failed here, or the lost-run beat task would requeue it to hang again.
+        if isinstance(exc, TimeLimitExceeded) and args:
+            from .runner.execute import record_killed
+
+            record_killed(int(args[0]))
+
+
 # acks_late: a worker killed mid-task leaves the message to be delivered again; the runner's
-# claim makes that second delivery harmless (a finished run is never executed twice).
-@shared_task(acks_late=True, ignore_result=True)
+# claim makes that second delivery harmless (a finished run is never executed twice). A run
+# killed at its time limit is recorded failed before its process ends, so it is not run again.
+@shared_task(base=RunTask, acks_late=True, ignore_result=True)
 def run_tool(run_id: int) -> str:
     return _drive(execute_tool, run_id)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(base=RunTask, acks_late=True, ignore_result=True)
 def run_sync(run_id: int) -> str:
     return _drive(execute_sync, run_id)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(base=RunTask, acks_late=True, ignore_result=True)
 def handle_webhook(run_id: int) -> str:
     return _drive(execute_webhook, run_id)
 

@@ -229,3 +229,25 @@ def test_any_exception_while_importing_worker_code_is_a_definition_error():
     assert str(exc.value) == (
         "Cannot import worker module tests.workers_raising: ValueError: j.enum() needs at least one value"
     )
+
+
+def limited_worker(tool_limit: float | None, page_limit: float | None) -> SdkWorker:
+    worker = SdkWorker("limited")
+    worker.tool("slow", schema={"type": "object"}, time_limit=tool_limit)(lambda data, context: None)
+    db = worker.database("rows", primary_key="Name", properties={"Name": {"type": "title"}})
+    worker.sync("rowsSync", database=db, schedule="manual", time_limit=page_limit)(lambda state, context: {})
+    return worker
+
+
+def test_time_limits_are_recorded_and_a_change_is_reported(dynamic_module):
+    dynamic_module.worker = limited_worker(None, 45)
+    deploy_modules(dynamic_module.__name__)
+    assert Tool.objects.get(key="slow").time_limit is None  # the setting's default applies
+    assert Sync.objects.get(key="rowsSync").time_limit == 45
+
+    dynamic_module.worker = limited_worker(30, 45)
+    registry.clear_cache()
+    report = deploy_modules(dynamic_module.__name__)
+
+    assert report.changes == ["~ tool limited:slow: time_limit changed"]
+    assert Tool.objects.get(key="slow").time_limit == 30

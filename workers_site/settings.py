@@ -183,6 +183,9 @@ WORKERS_RETRY_BACKOFF_MAX = env.float("WORKERS_RETRY_BACKOFF_MAX", default=600.0
 WORKERS_RUN_LEASE = env.int("WORKERS_RUN_LEASE", default=120)
 WORKERS_SYNC_MAX_PAGES = env.int("WORKERS_SYNC_MAX_PAGES", default=1000)
 WORKERS_JSON_MAX_DEPTH = env.int("WORKERS_JSON_MAX_DEPTH", default=64)
+WORKERS_TOOL_TIME_LIMIT = env.float("WORKERS_TOOL_TIME_LIMIT", default=300.0)
+WORKERS_SYNC_PAGE_TIME_LIMIT = env.float("WORKERS_SYNC_PAGE_TIME_LIMIT", default=300.0)
+WORKERS_TIME_LIMIT_GRACE = env.float("WORKERS_TIME_LIMIT_GRACE", default=10.0)
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {

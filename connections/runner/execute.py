@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
+from django.db import connection
+
 from ..conf import app_settings
-from ..models import Run
+from ..models import Run, Sync
 from ..sdk.worker import local_mode
-from . import runs
+from . import limits, runs
 from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets, scrub
 from .retry import next_retry
+
+logger = logging.getLogger("connections.runner")
 
 
 class Skipped(Exception):
@@ -47,7 +55,9 @@ def perform(
     """Run `body` for the run unless it is finished or alive elsewhere; record result, error or retry.
 
     Errors never escape: they become the run's error and traceback (credentials blanked), and
-    `Outcome.retry_in` says when a passing failure deserves another attempt.
+    `Outcome.retry_in` says when a passing failure deserves another attempt. A tool's code runs
+    under its time limit (a sync's pages under theirs, see syncs.py); past the hard limit this
+    process records the run failed and ends (see limits.py).
     """
     run = runs.claim(run_id)
     if run is None:
@@ -58,14 +68,60 @@ def perform(
     error: BaseException | None = None
     token = local_mode.set(local)
     try:
-        with runs.heartbeat(run), capture_output(echo=echo) as log:
+        with (
+            capture_output(echo=echo) as log,
+            limits.watching(lambda message, where: _hard_stop(run, log, local, message, where)) as watch,
+            runs.heartbeat(run, overdue=watch.overdue),
+        ):
+            limit = limits.for_run(run)
             try:
-                result = body(run, context)
+                with limits.enforce(limit) if limit is not None else nullcontext():
+                    result = body(run, context)
             except Exception as exc:
                 error = exc
     finally:
         local_mode.reset(token)
     return _record(run, result, error, log)
+
+
+def _hard_stop(run: Run, log: BoundedText, local: bool, message: str, where: str) -> None:
+    """From the watchdog thread: the code went on past its hard limit. Record the run, free its sync, end here.
+
+    Ending the process is the only way to stop a thread in Python. A Celery pool child is replaced
+    (its message comes back once, and the finished run is not executed again); the CLI exits 1.
+    """
+    try:
+        worker = run.worker.slug
+        secrets = known_secrets(worker)
+        runs.finish(
+            run,
+            Run.Status.FAILED,
+            error=scrub(message, worker, secrets),
+            traceback=scrub(where, worker, secrets),
+            log=scrub(_combined_log(run, log.getvalue()), worker, secrets),
+        )
+        Sync.objects.filter(running_run_id=run.pk).update(running_run=None)
+    except Exception:
+        logger.exception("Could not record run #%s as failed at its hard time limit", run.pk)
+    finally:
+        connection.close()
+        if local:  # one line for the person at the terminal, the same as every other failed run gives
+            sys.__stderr__.write(f"CommandError: Run #{run.pk} failed: {message}\n")
+            sys.__stderr__.flush()
+        else:
+            logger.error("Run #%s failed: %s Ending process %s.", run.pk, message, os.getpid())
+        os._exit(1)
+
+
+def record_killed(run_id: int) -> None:
+    """The Celery parent killed the pool child at the task's own time limit: the run failed, its sync is free."""
+    run = Run.objects.select_related("worker").filter(pk=run_id, status=Run.Status.RUNNING).first()
+    if run is None:
+        return
+    limit = limits.for_run(run)
+    message = limit.killed_message() if limit is not None else "The run was killed at its Celery time limit."
+    runs.finish(run, Run.Status.FAILED, error=message)
+    Sync.objects.filter(running_run_id=run.pk).update(running_run=None)
 
 
 def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:

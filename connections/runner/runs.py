@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ..conf import app_settings
 from ..models import Run
+from . import limits
 
 
 @dataclass
@@ -109,7 +110,8 @@ def send(run: Run, *, countdown: float | None = None) -> None:
         run.kind
     ]
     run_id, task_id = run.pk, run.task_id
-    transaction.on_commit(lambda: task.apply_async(args=[run_id], task_id=task_id, countdown=countdown))
+    options = limits.celery_options(run)
+    transaction.on_commit(lambda: task.apply_async(args=[run_id], task_id=task_id, countdown=countdown, **options))
 
 
 def claim(run_id: int) -> Run | None:
@@ -144,14 +146,20 @@ def finish(run: Run, status: str, **fields: Any) -> bool:
 
 
 @contextmanager
-def heartbeat(run: Run) -> Iterator[None]:
-    """Refresh `heartbeat_at` from a thread while the run's code works, so others see it is alive."""
+def heartbeat(run: Run, *, overdue: Callable[[], bool] = lambda: False) -> Iterator[None]:
+    """Refresh `heartbeat_at` from a thread while the run's code works, so others see it is alive.
+
+    Not once `overdue()`: code past its hard time limit is stuck, and must not hold its sync's lock
+    by looking alive (the lease then runs out even if this process could not be ended).
+    """
     stop = threading.Event()
     interval = max(1.0, app_settings.RUN_LEASE / 4)
 
     def beat() -> None:
         try:
             while not stop.wait(interval):
+                if overdue():
+                    continue
                 Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(
                     heartbeat_at=timezone.now()
                 )

@@ -26,7 +26,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidSyncResult, WorkerNotFound
 from ..models import Record, Run, Sync, SyncedDatabase
 from ..sdk.worker import SyncDef
-from . import runs
+from . import limits, runs
 from .execute import Skipped, perform
 
 logger = logging.getLogger("connections.runner")
@@ -254,7 +254,11 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
         for _ in range(max(1, app_settings.SYNC_MAX_PAGES)):
             sync = Sync.objects.get(pk=sync_id)
             page_number = sync.pages_done + 1 if sync.cycle_in_progress else 1
-            page = parse_page(definition, definition.func(sync.state, context), page_number)
+            # Each page is bounded on its own: a page past its limit fails the run, and the `finally`
+            # below frees the sync, so the next run starts at once at this same page.
+            with limits.enforce(limits.for_page(sync.key, sync.time_limit, page_number)):
+                returned = definition.func(sync.state, context)
+            page = parse_page(definition, returned, page_number)
             with transaction.atomic():
                 sync = Sync.objects.select_for_update().select_related("database").get(pk=sync_id)
                 if sync.running_run_id != run.pk:

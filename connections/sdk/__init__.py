@@ -3,6 +3,7 @@
 from ..exceptions import (
     InvalidToolInputError,
     ReauthorizationRequired,
+    TimeLimitExceeded,
     TokenRefreshError,
     WebhookVerificationError,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "OAuthCapability",
     "ReauthorizationRequired",
     "SecretRef",
+    "TimeLimitExceeded",
     "TokenRefreshError",
     "WebhookVerificationError",
     "Worker",

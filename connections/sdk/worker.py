@@ -95,6 +95,7 @@ class ToolDef:
     schema: dict[str, Any]
     output_schema: dict[str, Any] | None
     hints: dict[str, Any]
+    time_limit: float | None = None  # seconds; None: WORKERS_TOOL_TIME_LIMIT
 
 
 @dataclass
@@ -114,6 +115,7 @@ class SyncDef:
     database: DatabaseDef
     schedule: str
     mode: str
+    time_limit: float | None = None  # seconds per page; None: WORKERS_SYNC_PAGE_TIME_LIMIT
 
 
 @dataclass
@@ -279,9 +281,15 @@ class Worker:
         schema: dict[str, Any] | None = None,
         output_schema: dict[str, Any] | None = None,
         hints: dict[str, Any] | None = None,
+        time_limit: float | None = None,
     ) -> Callable[[Callable[[Any, Any], Any]], Callable[[Any, Any], Any]]:
-        """Decorator: `@worker.tool("key", title=..., description=..., schema=j.object({...}))`."""
+        """Decorator: `@worker.tool("key", title=..., description=..., schema=j.object({...}))`.
+
+        `time_limit`: seconds the tool may run (default WORKERS_TOOL_TIME_LIMIT); past it the tool
+        is stopped with an error, and killed WORKERS_TIME_LIMIT_GRACE seconds later if it goes on.
+        """
         self._check_key(key, "tool")
+        _check_time_limit(self, key, time_limit)
         if schema is None:
             raise self._fail(key, "missing required option: schema (use j.object({}) for no input)")
         for option, value in (("schema", schema), ("output_schema", output_schema)):
@@ -298,6 +306,7 @@ class Worker:
                 dict(schema),
                 dict(output_schema) if output_schema is not None else None,
                 dict(hints or {}),
+                time_limit,
             )
             return func
 
@@ -323,10 +332,21 @@ class Worker:
         return database
 
     def sync(
-        self, key: str, *, database: DatabaseDef, schedule: str = "continuous", mode: str = "incremental"
+        self,
+        key: str,
+        *,
+        database: DatabaseDef,
+        schedule: str = "continuous",
+        mode: str = "incremental",
+        time_limit: float | None = None,
     ) -> Callable[[Callable[[Any, Any], Any]], Callable[[Any, Any], Any]]:
-        """Decorator: `@worker.sync("key", database=db, schedule="15m", mode="incremental")`."""
+        """Decorator: `@worker.sync("key", database=db, schedule="15m", mode="incremental")`.
+
+        `time_limit`: seconds one page may take (default WORKERS_SYNC_PAGE_TIME_LIMIT); a page past
+        it fails the run, which releases the sync so the next run resumes at that page.
+        """
         self._check_key(key, "sync")
+        _check_time_limit(self, key, time_limit)
         if not isinstance(database, DatabaseDef) or database.worker != self.slug:
             raise self._fail(key, "database must be a database declared by this worker")
         if mode not in ("incremental", "replace"):
@@ -337,7 +357,7 @@ class Worker:
             raise self._fail(key, str(exc)) from None
 
         def register(func: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-            self.syncs[key] = SyncDef(self.slug, key, func, database, schedule.strip(), mode)
+            self.syncs[key] = SyncDef(self.slug, key, func, database, schedule.strip(), mode, time_limit)
             return func
 
         return register
@@ -374,6 +394,16 @@ class Worker:
 def _is_http_url(url: str) -> bool:
     parsed = urlparse(url)
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+_MAX_TIME_LIMIT = 24 * 3600
+
+
+def _check_time_limit(worker: Worker, key: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= _MAX_TIME_LIMIT:
+        raise worker._fail(key, f"time_limit must be a number of seconds between 0 and {_MAX_TIME_LIMIT}")
 
 
 def _check_json_schema(worker: Worker, key: str, option: str, value: Any) -> None:

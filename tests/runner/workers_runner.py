@@ -63,6 +63,28 @@ def throttled(input: dict[str, Any], context: Any) -> Any:
     return response.json()
 
 
+@worker.tool("sleepy", schema=j.object({}), time_limit=2)
+def sleepy(input: dict[str, Any], context: Any) -> Any:
+    logger.info("going to sleep")
+    time.sleep(3600)
+
+
+@worker.tool("stubborn", schema=j.object({}), time_limit=2)
+def stubborn(input: dict[str, Any], context: Any) -> Any:
+    """Swallows its soft time limit (as `except Exception` does) and goes on: only the hard limit stops it."""
+    while True:
+        try:
+            time.sleep(3600)
+        except Exception as exc:
+            logger.warning("ignoring %s", type(exc).__name__)
+
+
+@worker.tool("hog", schema=j.object({}), time_limit=1)
+def hog(input: dict[str, Any], context: Any) -> Any:
+    """One C call that never lets go of the interpreter lock: no signal handler or thread of ours runs."""
+    return sum(range(10**14))
+
+
 items = worker.database(
     "items",
     title="Test items",
@@ -143,6 +165,29 @@ def gated_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
 @worker.sync("snapshotSync", database=snapshot_items, schedule="manual", mode="replace")
 def snapshot_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     return item_pages(state, deletes=False)
+
+
+hanging_items = worker.database(
+    "hangingItems",
+    title="Items of a sync whose page may hang",
+    primary_key="Item ID",
+    properties={"Title": schema.title(), "Item ID": schema.rich_text(), "Status": schema.select()},
+)
+
+
+@worker.sync("hangingSync", database=hanging_items, schedule="manual", time_limit=2)
+def hanging_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    """With `hang-<page>` in the GATE_DIR secret's folder, that page never returns (and ignores its soft limit
+    when the file says `stubborn`)."""
+    page = (state or {}).get("page", 0) + 1
+    hang = Path(worker.env("GATE_DIR").resolve()) / f"hang-{page}"
+    while hang.exists():
+        try:
+            time.sleep(3600)
+        except Exception:
+            if hang.read_text() != "stubborn":
+                raise
+    return item_pages(state)
 
 
 @worker.sync("brokenSync", database=items, schedule="manual")

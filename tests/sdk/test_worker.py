@@ -199,3 +199,23 @@ def test_bad_key_and_secret_name():
         worker.tool("1tool", schema=j.object({}))
     with pytest.raises(WorkerDefinitionError, match="Worker acme: secret name 'MY-SECRET'"):
         worker.env("MY-SECRET")
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "30", 24 * 3600 + 1])
+def test_a_bad_time_limit_names_worker_and_key(value):
+    worker = Worker("acme")
+    db = worker.database("rows", primary_key="Name", properties={"Name": schema.title()})
+    with pytest.raises(WorkerDefinitionError, match=r"^Worker acme, slow: time_limit must be a number of seconds"):
+        worker.tool("slow", schema=j.object({}), time_limit=value)
+    with pytest.raises(WorkerDefinitionError, match=r"^Worker acme, rowsSync: time_limit must be a number of seconds"):
+        worker.sync("rowsSync", database=db, time_limit=value)
+
+
+def test_a_time_limit_is_kept_with_the_definition():
+    worker = Worker("acme")
+    db = worker.database("rows", primary_key="Name", properties={"Name": schema.title()})
+    worker.tool("slow", schema=j.object({}), time_limit=30)(noop)
+    worker.sync("rowsSync", database=db, time_limit=2.5)(noop)
+    assert worker.tools["slow"].time_limit == 30 and worker.syncs["rowsSync"].time_limit == 2.5
+    worker.tool("quick", schema=j.object({}))(noop)
+    assert worker.tools["quick"].time_limit is None  # WORKERS_TOOL_TIME_LIMIT applies
