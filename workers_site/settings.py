@@ -114,12 +114,11 @@ STATIC_ROOT = env.path("STATIC_ROOT", default=str(RUN_DIR / "static"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed names cached for a year and gzip copies; `workers serve` collects them first.
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "workers_site.staticstorage.SiteStaticFilesStorage"},
 }
 # Without `collectstatic` (a plain `gunicorn` or the test server) files come from the apps
-# themselves and templates get unhashed names instead of an error.
+# themselves, under the unhashed names the storage then hands out.
 WHITENOISE_USE_FINDERS = True
-WHITENOISE_MANIFEST_STRICT = False
 
 LOGIN_URL = "/admin/login/"
 
