@@ -1,7 +1,10 @@
 """A small OAuth provider on 127.0.0.1 that behaves like GitHub, Google or Salesforce, or answers badly on purpose.
 
 The sandbox provider (django-oauth-toolkit) is the real authorization server of the suite; this one
-exists for the quirks and failures a real provider shows and the sandbox does not.
+exists for the quirks and failures a real provider shows and the sandbox does not, hostile ones
+included (`hostile(...)`: a dripped body, a huge one, absurd expires_in, a token that is an object,
+a MAC token, a Retry-After of three years or as an HTTP date). `/api` is a resource server whose
+answers tests script the same way (`api_script`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -40,6 +45,10 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Seconds between two bytes of the body (each byte sent on its own).
+    drip: float = 0.0
+    # Send no Content-Length: the body ends when the connection closes (HTTP/1.0).
+    no_length: bool = False
 
 
 @dataclass
@@ -58,6 +67,9 @@ class FakeProvider:
     # Seconds each token answer takes: a real provider's latency, which lets concurrent callers overlap.
     token_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The resource server at /api: scripted answers, else 200 {"ok": true}; what it was sent.
+    api_script: list[Reply] = field(default_factory=list)
+    api_requests: list[dict[str, str]] = field(default_factory=list)
 
     # --- behaviour of each style ------------------------------------------------------------
 
@@ -122,12 +134,19 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             body = reply.body.encode()
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if not reply.no_length:
+                self.send_header("Content-Length", str(len(body)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
             try:
-                self.wfile.write(body)
+                if reply.drip:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
+                else:
+                    self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -144,6 +163,12 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.send_response(302)
                 self.send_header("Location", target)
                 self.end_headers()
+                return
+            if parsed.path == "/api":
+                with provider.lock:
+                    provider.api_requests.append({k.lower(): v for k, v in self.headers.items()})
+                    reply = provider.api_script.pop(0) if provider.api_script else Reply(body='{"ok": true}')
+                self._send(reply)
                 return
             self._send(Reply(status=404, body="{}"))
 
@@ -162,6 +187,33 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._send(Reply(status=404, body="{}"))
 
     return Handler
+
+
+def hostile(kind: str) -> Reply:
+    """A token endpoint's answer that is broken or malicious on purpose."""
+    token = "at-" + secrets.token_hex(16)
+    good = {"access_token": token, "token_type": "bearer", "refresh_token": "rt-" + secrets.token_hex(16)}
+    if kind == "drip":  # a valid answer, one byte every 0.2 s: about 20 s in all
+        return Reply(body=json.dumps(good), drip=0.2)
+    if kind in ("huge", "huge-unannounced"):  # 10 MB, with or without a Content-Length
+        return Reply(body=json.dumps({**good, "padding": "x" * 10_000_000}), no_length=kind == "huge-unannounced")
+    if kind in ("1e30", "-100", "NaN", "Infinity", '"soon"'):  # JSON numbers Python reads, and a string
+        return Reply(body=json.dumps(good)[:-1] + f', "expires_in": {kind}}}')
+    if kind == "object-token":
+        return Reply(body=json.dumps({**good, "access_token": {"value": token}}))
+    if kind == "mac":
+        return Reply(body=json.dumps({**good, "token_type": "mac", "mac_key": "k", "mac_algorithm": "hmac-sha-256"}))
+    if kind == "retry-after-huge":
+        return Reply(status=429, body="{}", headers={"Retry-After": "99999999"})
+    if kind == "retry-after-date":
+        when = datetime.now(UTC) + timedelta(seconds=120)
+        return Reply(status=429, body="{}", headers={"Retry-After": format_datetime(when, usegmt=True)})
+    if kind == "escape":  # terminal escape sequences in the provider's words
+        return Reply(
+            status=400,
+            body=json.dumps({"error": "invalid_request", "error_description": "\x1b[2J\x1b[31mYOU ARE HACKED\x07"}),
+        )
+    raise ValueError(kind)
 
 
 @contextmanager
