@@ -47,6 +47,8 @@ class Reply:
     delay: float = 0.0
     # Seconds between two bytes of the body (each byte sent on its own).
     drip: float = 0.0
+    # Drip the status line and headers too, byte by byte.
+    drip_headers: bool = False
     # Send no Content-Length: the body ends when the connection closes (HTTP/1.0).
     no_length: bool = False
 
@@ -132,6 +134,9 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if reply.delay:
                 time.sleep(reply.delay)
             body = reply.body.encode()
+            if reply.drip_headers:
+                self._drip_all(reply, body)
+                return
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             if not reply.no_length:
@@ -147,6 +152,19 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                         time.sleep(reply.drip)
                 else:
                     self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def _drip_all(self, reply: Reply, body: bytes) -> None:
+            head = f"HTTP/1.0 {reply.status} OK\r\nContent-Type: {reply.content_type}\r\n"
+            head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+            head += f"Content-Length: {len(body)}\r\n\r\n"
+            data = head.encode() + body
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.drip)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -195,6 +213,8 @@ def hostile(kind: str) -> Reply:
     good = {"access_token": token, "token_type": "bearer", "refresh_token": "rt-" + secrets.token_hex(16)}
     if kind == "drip":  # a valid answer, one byte every 0.2 s: about 20 s in all
         return Reply(body=json.dumps(good), drip=0.2)
+    if kind == "drip-headers":  # the same from the status line on: over 30 s
+        return Reply(body=json.dumps(good), drip=0.2, drip_headers=True)
     if kind in ("huge", "huge-unannounced"):  # 10 MB, with or without a Content-Length
         return Reply(body=json.dumps({**good, "padding": "x" * 10_000_000}), no_length=kind == "huge-unannounced")
     if kind in ("1e30", "-100", "NaN", "Infinity", '"soon"'):  # JSON numbers Python reads, and a string

@@ -112,11 +112,12 @@ def test_an_unusable_expires_in_falls_back_to_the_documented_lifetime(fake, fake
     assert timezone.now() + timedelta(minutes=55) < conn.expires_at < timezone.now() + timedelta(minutes=61)
 
 
-def test_a_dripped_answer_stops_at_the_deadline(fake, fake_connected):
+@pytest.mark.parametrize("kind", ["drip", "drip-headers"])
+def test_a_dripped_answer_stops_at_the_deadline(fake, fake_connected, kind):
     conn = fake_connected
     before = snapshot(conn)
     expire(conn)
-    fake.script.append(hostile("drip"))  # a valid answer that takes about 20 s, a byte every 0.2 s
+    fake.script.append(hostile(kind))  # a valid answer that takes 20 s or more, a byte every 0.2 s
     started = time.monotonic()
     with override_settings(WORKERS_HTTP_TIMEOUT=1), pytest.raises(TokenRefreshError, match="timeout") as caught:
         access_token("fake", "fakeAuth")
