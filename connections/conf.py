@@ -100,7 +100,7 @@ class AppSettings:
 
     @property
     def RETRY_BACKOFF_MAX(self) -> float:
-        """The longest wait between two attempts, a provider's Retry-After excepted."""
+        """The longest wait between two attempts, a provider's Retry-After excepted (RETRY_AFTER_MAX caps that)."""
         return float(getattr(settings, "WORKERS_RETRY_BACKOFF_MAX", 600))
 
     @property

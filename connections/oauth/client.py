@@ -16,9 +16,9 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,6 +57,8 @@ TOKEN_FIELDS = {"access_token", "refresh_token", "expires_in", "expires_at", "to
 # (access_token_expire_ms, else unknown). Below it every call would refresh; above it the expiry
 # overflows a datetime or means "never" in a roundabout way.
 EXPIRES_IN_RANGE = (1.0, 10 * 366 * 24 * 3600.0)
+# What RFC 6749 (appendix A.12, A.17) allows in an access or refresh token: printable ASCII.
+_VSCHARS = re.compile(r"[\x20-\x7e]+")
 
 
 class ProviderError(Exception):
@@ -151,16 +153,12 @@ _deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("wo
 class _Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.at = time.monotonic() + seconds
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
@@ -384,9 +382,12 @@ def _check_token_fields(data: dict[str, Any], status: int) -> None:
         raise ProviderError("invalid_response", "the token response has no access_token", status=status, retryable=True)
     if not isinstance(access_token, str) or not access_token.strip():
         raise refuse("invalid_response", "the access_token in the token response is not a non-empty string")
+    if not _VSCHARS.fullmatch(access_token):
+        # RFC 6749 A.12; a line break here would end up inside an Authorization header.
+        raise refuse("invalid_response", "the access_token in the token response holds characters no token has")
     refresh_token = data.get("refresh_token")
-    if refresh_token is not None and not isinstance(refresh_token, str):
-        raise refuse("invalid_response", "the refresh_token in the token response is not a string")
+    if refresh_token is not None and not (isinstance(refresh_token, str) and _VSCHARS.fullmatch(refresh_token or " ")):
+        raise refuse("invalid_response", "the refresh_token in the token response is not a string of token characters")
     token_type = data.get("token_type")
     if token_type is None or token_type == "":
         data["token_type"] = "Bearer"  # RFC 6749 makes it required; GitHub's form answers aside, bearer is meant

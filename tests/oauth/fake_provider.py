@@ -219,6 +219,8 @@ def hostile(kind: str) -> Reply:
         return Reply(body=json.dumps({**good, "padding": "x" * 10_000_000}), no_length=kind == "huge-unannounced")
     if kind in ("1e30", "-100", "NaN", "Infinity", '"soon"'):  # JSON numbers Python reads, and a string
         return Reply(body=json.dumps(good)[:-1] + f', "expires_in": {kind}}}')
+    if kind == "newline-token":  # would smuggle a header into every API call
+        return Reply(body=json.dumps({**good, "access_token": token + "\r\nX-Injected: 1"}))
     if kind == "object-token":
         return Reply(body=json.dumps({**good, "access_token": {"value": token}}))
     if kind == "mac":

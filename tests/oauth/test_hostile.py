@@ -68,6 +68,7 @@ def one_line_failure(result: subprocess.CompletedProcess[str]) -> str:
 REFUSED = {
     "mac": ("unsupported_token_type", "only bearer tokens are supported"),
     "object-token": ("invalid_response", "access_token in the token response is not a non-empty string"),
+    "newline-token": ("invalid_response", "access_token in the token response holds characters no token has"),
     "huge": ("response_too_large", "more than 65536 bytes"),
     "huge-unannounced": ("response_too_large", "more than 65536 bytes"),
 }
