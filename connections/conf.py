@@ -36,8 +36,26 @@ class AppSettings:
 
     @property
     def HTTP_TIMEOUT(self) -> float:
-        """Seconds to wait for a provider's token endpoint."""
+        """Seconds one request to a provider's token or revocation endpoint may take in all:
+        connecting, the headers and the whole body (not per read: a body dripped byte by byte
+        stops here too)."""
         return float(getattr(settings, "WORKERS_HTTP_TIMEOUT", 15))
+
+    @property
+    def TOKEN_MAX_BODY(self) -> int:
+        """Bytes a token or revocation endpoint may answer; a longer answer is refused, never stored."""
+        return int(getattr(settings, "WORKERS_TOKEN_MAX_BODY", 64 * 1024))
+
+    @property
+    def RETRY_AFTER_MAX(self) -> float:
+        """The longest `Retry-After` (seconds) obeyed, from a token endpoint, an API 429 or worker code."""
+        return float(getattr(settings, "WORKERS_RETRY_AFTER_MAX", 600))
+
+    @property
+    def SESSION_TIMEOUT(self) -> float:
+        """Seconds (requests' connect and read timeout) for a `capability.session()` request that
+        passes no timeout of its own."""
+        return float(getattr(settings, "WORKERS_SESSION_TIMEOUT", 30))
 
     @property
     def STATE_TTL(self) -> int:
@@ -98,7 +116,7 @@ class AppSettings:
 
     @property
     def RETRY_BACKOFF_MAX(self) -> float:
-        """The longest wait between two attempts, a provider's Retry-After excepted."""
+        """The longest wait between two attempts, a provider's Retry-After excepted (RETRY_AFTER_MAX caps that)."""
         return float(getattr(settings, "WORKERS_RETRY_BACKOFF_MAX", 600))
 
     @property

@@ -1,4 +1,8 @@
-"""`workers oauth show-redirect-url | start | status | refresh | disconnect`."""
+"""`workers oauth show-redirect-url | start | status | refresh | disconnect`.
+
+Text that may come from a provider (errors, descriptions) goes through `printable()` before it
+reaches the terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from ..conf import app_settings
-from ..exceptions import AuthorizationError
+from ..exceptions import AuthorizationError, WorkersError
 from ..models import AuthorizationAttempt, Connection, OAuthCapability
 from ..oauth import health as h
 from ..oauth.flow import start_authorization
 from ..oauth.tokens import disconnect, refresh_connection
+from ..text import printable
 from . import add_worker_option, resolve_worker
 
 
@@ -58,7 +63,7 @@ def handle_start(command: Any, options: dict[str, Any]) -> None:
     try:
         started = start_authorization(capability, origin=AuthorizationAttempt.Origin.CLI)
     except AuthorizationError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(printable(str(exc))) from None
     command.stdout.write(f"Open this URL to authorize {capability.key}:\n{started.url}")
     command.stdout.flush()
     if not options["no_browser"]:
@@ -75,7 +80,7 @@ def handle_start(command: Any, options: dict[str, Any]) -> None:
             command.stdout.write(command.style.SUCCESS(f"Connected {capability.key}."))
             return
         if attempt.status == AuthorizationAttempt.Status.FAILED:
-            raise CommandError(attempt.error)
+            raise CommandError(printable(attempt.error))  # the provider's words: escaped
         time.sleep(0.5)
     raise CommandError(
         f"No callback within {options['timeout']:g} s; run `workers oauth start {capability.key}` again."
@@ -102,7 +107,7 @@ def handle_status(command: Any, options: dict[str, Any]) -> None:
                 str(h.LABELS[state]),
                 expires,
                 h.describe_time(conn.last_refreshed_at) if conn and conn.last_refreshed_at else "-",
-                (conn.last_error if conn and conn.last_error else "-")[:120],
+                printable(conn.last_error if conn and conn.last_error else "-")[:120],
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
@@ -113,7 +118,10 @@ def handle_status(command: Any, options: dict[str, Any]) -> None:
 def handle_refresh(command: Any, options: dict[str, Any]) -> None:
     capability = _capability(options)
     conn, _ = Connection.objects.get_or_create(capability=capability)
-    refresh_connection(conn.pk, force=True)
+    try:
+        refresh_connection(conn.pk, force=True)
+    except WorkersError as exc:
+        raise CommandError(printable(str(exc))) from None  # may quote the provider's error_description
     conn.refresh_from_db(fields=["expires_at"])
     expires = h.describe_time(conn.expires_at) if conn.expires_at else "unknown"
     command.stdout.write(command.style.SUCCESS(f"Refreshed {capability.key}; the new token expires {expires}."))
@@ -123,5 +131,5 @@ def handle_disconnect(command: Any, options: dict[str, Any]) -> None:
     capability = _capability(options)
     conn, _ = Connection.objects.get_or_create(capability=capability)
     for problem in disconnect(conn.pk):
-        command.stderr.write(command.style.WARNING(problem))
+        command.stderr.write(command.style.WARNING(printable(problem)))
     command.stdout.write(command.style.SUCCESS(f"Disconnected {capability.key}; its tokens were forgotten."))

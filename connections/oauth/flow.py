@@ -167,6 +167,8 @@ def _finish(attempt: AuthorizationAttempt, params: dict[str, str]) -> None:
     error = params.get("error", "")
     if error:
         explanation = AUTHORIZATION_ERRORS.get(error, "the provider reported an error")
+        # Both come from the query string: whoever sent the browser here chose them.
+        error = client._bounded(error, 80)
         description = client._bounded(params.get("error_description", ""), 200)
         raise AuthorizationError(
             f"Connecting {capability.key} failed: {explanation} ({error}"

@@ -6,12 +6,18 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ..conf import app_settings
+
 if TYPE_CHECKING:
     from ..sdk.worker import OAuthCapability
 
 
 class AuthorizedSession(requests.Session):
     """Adds `Authorization: Bearer <token>`; on a 401 refreshes once and retries the request once.
+
+    Every request without a timeout of its own gets WORKERS_SESSION_TIMEOUT. A 429's
+    `Retry-After` is read by the runner (`raise_for_status()` in the tool), capped at
+    WORKERS_RETRY_AFTER_MAX.
 
     A provider may revoke or shorten a token before the expiry it announced; the retry covers that
     without a refresh storm: the refresh goes through the same lock as every other one, and a token
@@ -23,6 +29,10 @@ class AuthorizedSession(requests.Session):
         self.capability = capability
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        # requests waits forever by default; a worker's call to a stuck API must not. A timeout the
+        # caller passes (by keyword, or as the 7th positional argument) is theirs to choose.
+        if "timeout" not in kwargs and len(args) < 7:
+            kwargs["timeout"] = app_settings.SESSION_TIMEOUT
         token = self.capability.access_token()
         response = self._send_with(token, method, url, *args, **kwargs)
         if response.status_code != 401:

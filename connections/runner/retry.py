@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import requests
 
 from ..conf import app_settings
 from ..exceptions import ReauthorizationRequired, RetryableError, TokenRefreshError
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+from ..retry_after import cap_retry_after, parse_retry_after
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -65,9 +46,11 @@ def retry_after_for(exc: BaseException) -> tuple[bool, float | None]:
 def backoff(attempt: int, retry_after: float | None = None) -> float:
     """Seconds to wait after failed attempt number `attempt` (1 for the first).
 
-    With a Retry-After the wait is at least that long; otherwise it doubles from RETRY_BACKOFF up
-    to RETRY_BACKOFF_MAX. Jitter spreads the retries of many runs that failed together.
+    With a Retry-After the wait is at least that long, up to RETRY_AFTER_MAX whoever named it
+    (a provider's header, or worker code raising RetryableError); otherwise it doubles from
+    RETRY_BACKOFF up to RETRY_BACKOFF_MAX. Jitter spreads the retries of many runs that failed together.
     """
+    retry_after = cap_retry_after(retry_after)
     if retry_after is not None:
         return retry_after + random.uniform(0, min(1.0, 0.1 * retry_after + 0.1))
     ceiling = min(app_settings.RETRY_BACKOFF_MAX, app_settings.RETRY_BACKOFF * 2 ** max(0, attempt - 1))
@@ -80,3 +63,6 @@ def next_retry(exc: BaseException, attempt: int) -> float | None:
     if not retryable or attempt > app_settings.TASK_MAX_RETRIES:
         return None
     return backoff(attempt, retry_after)
+
+
+__all__ = ["backoff", "next_retry", "parse_retry_after", "retry_after_for"]

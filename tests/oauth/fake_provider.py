@@ -1,7 +1,10 @@
 """A small OAuth provider on 127.0.0.1 that behaves like GitHub, Google or Salesforce, or answers badly on purpose.
 
 The sandbox provider (django-oauth-toolkit) is the real authorization server of the suite; this one
-exists for the quirks and failures a real provider shows and the sandbox does not.
+exists for the quirks and failures a real provider shows and the sandbox does not, hostile ones
+included (`hostile(...)`: a dripped body, a huge one, absurd expires_in, a token that is an object,
+a MAC token, a Retry-After of three years or as an HTTP date). `/api` is a resource server whose
+answers tests script the same way (`api_script`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -40,6 +45,12 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # Seconds between two bytes of the body (each byte sent on its own).
+    drip: float = 0.0
+    # Drip the status line and headers too, byte by byte.
+    drip_headers: bool = False
+    # Send no Content-Length: the body ends when the connection closes (HTTP/1.0).
+    no_length: bool = False
 
 
 @dataclass
@@ -58,6 +69,9 @@ class FakeProvider:
     # Seconds each token answer takes: a real provider's latency, which lets concurrent callers overlap.
     token_delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The resource server at /api: scripted answers, else 200 {"ok": true}; what it was sent.
+    api_script: list[Reply] = field(default_factory=list)
+    api_requests: list[dict[str, str]] = field(default_factory=list)
 
     # --- behaviour of each style ------------------------------------------------------------
 
@@ -120,14 +134,37 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             if reply.delay:
                 time.sleep(reply.delay)
             body = reply.body.encode()
+            if reply.drip_headers:
+                self._drip_all(reply, body)
+                return
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(body)))
+            if not reply.no_length:
+                self.send_header("Content-Length", str(len(body)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
             try:
-                self.wfile.write(body)
+                if reply.drip:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(reply.drip)
+                else:
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def _drip_all(self, reply: Reply, body: bytes) -> None:
+            head = f"HTTP/1.0 {reply.status} OK\r\nContent-Type: {reply.content_type}\r\n"
+            head += "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
+            head += f"Content-Length: {len(body)}\r\n\r\n"
+            data = head.encode() + body
+            try:
+                for i in range(len(data)):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(reply.drip)
             except (BrokenPipeError, ConnectionResetError):
                 pass
 
@@ -144,6 +181,12 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.send_response(302)
                 self.send_header("Location", target)
                 self.end_headers()
+                return
+            if parsed.path == "/api":
+                with provider.lock:
+                    provider.api_requests.append({k.lower(): v for k, v in self.headers.items()})
+                    reply = provider.api_script.pop(0) if provider.api_script else Reply(body='{"ok": true}')
+                self._send(reply)
                 return
             self._send(Reply(status=404, body="{}"))
 
@@ -162,6 +205,37 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self._send(Reply(status=404, body="{}"))
 
     return Handler
+
+
+def hostile(kind: str) -> Reply:
+    """A token endpoint's answer that is broken or malicious on purpose."""
+    token = "at-" + secrets.token_hex(16)
+    good = {"access_token": token, "token_type": "bearer", "refresh_token": "rt-" + secrets.token_hex(16)}
+    if kind == "drip":  # a valid answer, one byte every 0.2 s: about 20 s in all
+        return Reply(body=json.dumps(good), drip=0.2)
+    if kind == "drip-headers":  # the same from the status line on: over 30 s
+        return Reply(body=json.dumps(good), drip=0.2, drip_headers=True)
+    if kind in ("huge", "huge-unannounced"):  # 10 MB, with or without a Content-Length
+        return Reply(body=json.dumps({**good, "padding": "x" * 10_000_000}), no_length=kind == "huge-unannounced")
+    if kind in ("1e30", "-100", "NaN", "Infinity", '"soon"'):  # JSON numbers Python reads, and a string
+        return Reply(body=json.dumps(good)[:-1] + f', "expires_in": {kind}}}')
+    if kind == "newline-token":  # would smuggle a header into every API call
+        return Reply(body=json.dumps({**good, "access_token": token + "\r\nX-Injected: 1"}))
+    if kind == "object-token":
+        return Reply(body=json.dumps({**good, "access_token": {"value": token}}))
+    if kind == "mac":
+        return Reply(body=json.dumps({**good, "token_type": "mac", "mac_key": "k", "mac_algorithm": "hmac-sha-256"}))
+    if kind == "retry-after-huge":
+        return Reply(status=429, body="{}", headers={"Retry-After": "99999999"})
+    if kind == "retry-after-date":
+        when = datetime.now(UTC) + timedelta(seconds=120)
+        return Reply(status=429, body="{}", headers={"Retry-After": format_datetime(when, usegmt=True)})
+    if kind == "escape":  # terminal escape sequences in the provider's words
+        return Reply(
+            status=400,
+            body=json.dumps({"error": "invalid_request", "error_description": "\x1b[2J\x1b[31mYOU ARE HACKED\x07"}),
+        )
+    raise ValueError(kind)
 
 
 @contextmanager
