@@ -21,6 +21,7 @@ from ..oauth import health as h
 from ..oauth.flow import start_authorization
 from ..oauth.tokens import disconnect
 from ..secrets import missing_secrets
+from ..text import printable
 
 CONFIG_FIELDS = [
     "worker",
@@ -130,9 +131,8 @@ class OAuthCapabilityAdmin(admin.ModelAdmin):
         conn = self._conn(obj)
         if conn is None or not conn.last_error:
             return "-"
-        return (
-            f"{conn.last_error} ({conn.last_error_at:%Y-%m-%d %H:%M:%S %Z})" if conn.last_error_at else conn.last_error
-        )
+        error = printable(conn.last_error)  # rows stored before provider text was escaped on the way in
+        return f"{error} ({conn.last_error_at:%Y-%m-%d %H:%M:%S %Z})" if conn.last_error_at else error
 
     @admin.display(description=_("failed refreshes in a row"))
     def failures(self, obj: OAuthCapability) -> int:

@@ -247,6 +247,17 @@ def test_the_admin_shows_a_providers_escape_sequence_escaped(site, fake, fake_co
     assert "\\x1b[31mYOU ARE HACKED" in page.text and "\x1b" not in page.text
 
 
+def test_the_admin_escapes_an_error_stored_before_provider_text_was_escaped(site, fake, fake_connected):
+    from connections.models import Connection
+
+    Connection.objects.filter(pk=fake_connected.pk).update(last_error="refused: \x1b]0;pwned\x07 \x1b[2J")
+    page = site.admin_session().get(
+        f"{site.url}/admin/connections/oauthcapability/{fake_connected.capability_id}/change/", timeout=10
+    )
+    assert page.status_code == 200
+    assert "refused: \\x1b]0;pwned\\x07" in page.text and "\x1b" not in page.text and "\x07" not in page.text
+
+
 # --- capability.session() and the runner ---------------------------------------------------
 
 

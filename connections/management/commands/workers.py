@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from connections.exceptions import WorkersError
+from connections.text import printable
 
 
 def _groups() -> list[Any]:
@@ -47,7 +48,8 @@ class Command(BaseCommand):
         try:
             options["handler"](self, options)
         except WorkersError as exc:
-            raise CommandError(str(exc)) from None
+            # Messages may quote a provider or worker code: nothing in them may drive the terminal.
+            raise CommandError(printable(str(exc))) from None
         except DatabaseError as exc:
             # First line only: PostgreSQL appends the statement, which is no reason a user can act on.
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
