@@ -165,6 +165,7 @@ WORKERS_RETRY_BACKOFF_MAX = env.float("WORKERS_RETRY_BACKOFF_MAX", default=600.0
 WORKERS_RUN_LEASE = env.int("WORKERS_RUN_LEASE", default=120)
 WORKERS_SYNC_MAX_PAGES = env.int("WORKERS_SYNC_MAX_PAGES", default=1000)
 WORKERS_JSON_MAX_DEPTH = env.int("WORKERS_JSON_MAX_DEPTH", default=64)
+WORKERS_LOG_REDACT_MAX_VALUES = env.int("WORKERS_LOG_REDACT_MAX_VALUES", default=1000)
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {
@@ -177,6 +178,9 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["read"],
 }
 
+# Applies LOGGING, then puts the redaction filter on every handler, Django's own (`django.server`,
+# the development server's access log) included; Celery's handlers get it in workers_site/celery.py.
+LOGGING_CONFIG = "connections.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
