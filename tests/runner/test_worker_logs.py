@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from io import StringIO
 
 import pytest
@@ -37,3 +38,15 @@ def test_worker_log_blanks_secret_and_token_values_logged_in_free_text(runner_si
     assert "chatty says the secret is" in log
     assert HOOK_SECRET not in log
     assert token not in log
+
+
+def test_exec_local_blanks_a_pulled_token_in_its_own_output(runner_site):
+    from connections.sdk.worker import oauth_env_name
+
+    pulled = f"pulled-{secrets.token_hex(16)}"
+    done = runner_site.manage("workers", "exec", "chatty", "--local", **{oauth_env_name("sandbox-oauth"): pulled})
+
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "chatty says the secret is [redacted] and the token is [redacted]" in output
+    assert pulled not in output and HOOK_SECRET not in output
