@@ -120,3 +120,35 @@ def test_loaddata_under_a_wrong_key_fails_loudly_and_stores_nothing(tmp_path: Pa
     assert count.stdout.strip().splitlines()[-1] == "0"
     for plain in values.values():
         assert plain not in loaded.stdout + loaded.stderr
+
+
+def test_a_site_dump_after_a_real_connect_holds_no_token_code_state_or_verifier(site):
+    from urllib.parse import parse_qs, urlparse
+
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from connections.models import Connection
+    from tests.oauth_helpers import consent, start_in_admin
+
+    session = site.admin_session()
+    start = start_in_admin(site, session, "sandbox", "sandboxAuth")
+    callback = consent(session, start.headers["Location"])
+    sent = parse_qs(urlparse(callback).query)
+    code, state = sent["code"][0], sent["state"][0]
+    assert session.get(callback, timeout=20).status_code == 200
+    conn = Connection.objects.get(capability__key="sandboxAuth")
+    verifier = AuthorizationAttempt.objects.get(capability__key="sandboxAuth").code_verifier
+    credentials = {"code": code, "state": state, "access": conn.access_token, "refresh": conn.refresh_token}
+    if verifier:
+        credentials["verifier"] = verifier
+
+    # The whole site but the sandbox provider's own tables (it plays the provider, which keeps its tokens).
+    dumped = run([sys.executable, "manage.py", "dumpdata", "--exclude", "oauth2_provider"], current_key())
+    assert dumped.returncode == 0, dumped.stderr
+    text = dumped.stdout
+    for row in json.loads(text):
+        if row["model"] == "sessions.session":  # signed and base64-encoded: look inside too
+            text += json.dumps(SessionStore().decode(row["fields"]["session_data"]))
+    assert '"model": "connections.connection"' in text
+    for what, value in credentials.items():
+        assert value not in text, f"the {what} is in the dump"
