@@ -164,5 +164,14 @@ class AppSettings:
         """How deeply tool input, tool results and webhook JSON may nest."""
         return int(getattr(settings, "WORKERS_JSON_MAX_DEPTH", 64))
 
+    @property
+    def LOG_REDACT_MAX_VALUES(self) -> int:
+        """How many secret and token values one process remembers to blank in its log lines.
+
+        Every value the process decrypts or encrypts is remembered; past this many, the least
+        recently used are forgotten (old tokens, long expired). Each costs a substring search per line.
+        """
+        return int(getattr(settings, "WORKERS_LOG_REDACT_MAX_VALUES", 1000))
+
 
 app_settings = AppSettings()

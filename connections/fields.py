@@ -1,27 +1,34 @@
-"""Encrypted model fields that fail loudly instead of handing ciphertext on as a value."""
+"""Encrypted model fields that fail loudly instead of handing ciphertext on as a value, and dump ciphertext."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from cryptography.fernet import InvalidToken
+from django.core.exceptions import ValidationError
 from django.db import models
 from encrypted_model_fields import fields as emf
 
 from .exceptions import UndecryptableValue
+from .logging import remember
+
+# How `dumpdata` writes an encrypted value and `loaddata` recognises one: a backup stays encrypted,
+# and a fixture's plaintext (hand-written) is still told apart from the ciphertext of a dump.
+DUMP_PREFIX = "fernet:"
+_SENSITIVE_KEY = re.compile(r"(?i)token|secret|password|verifier")
 
 
 class EncryptedTextField(emf.EncryptedTextField):
-    """django-encrypted-model-fields' field, minus its silent fallback.
+    """django-encrypted-model-fields' field, minus its silent fallback, plus encrypted dumps.
 
     The library returns the raw ciphertext when decryption fails (a wrong or rotated-away
-    key), so the ciphertext would be used as a token. Here reading raises instead.
+    key), so the ciphertext would be used as a token. Here reading raises instead. Every value
+    read or written is remembered by connections.logging, so no log line of this process shows it.
     """
 
-    def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
-        if value is None:
-            return None
+    def _decrypt(self, value: str) -> str:
         try:
             return emf.decrypt_str(value)
         except InvalidToken:
@@ -31,19 +38,80 @@ class EncryptedTextField(emf.EncryptedTextField):
                 "comma-separated, newest first)."
             ) from None
 
+    def _sensitive(self, value: Any) -> list[str]:
+        return [value] if isinstance(value, str) else []
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
+        if value is None:
+            return None
+        plain = self._decrypt(value)
+        remember(*self._sensitive(plain))
+        return plain
+
+    def get_db_prep_save(self, value: Any, connection: Any) -> Any:
+        remember(*self._sensitive(value))
+        return super().get_db_prep_save(value, connection)
+
+    def _dumped_text(self, value: str) -> str:
+        """The plaintext inside a dumped value; a ValidationError (loaddata stops) under a wrong key."""
+        try:
+            return emf.decrypt_str(value[len(DUMP_PREFIX) :])
+        except InvalidToken:
+            raise ValidationError(
+                f"{self.model._meta.label}.{self.name} was dumped under a key that is not in "
+                "FIELD_ENCRYPTION_KEY: load the fixture with the key it was dumped with (keys may be "
+                "listed comma-separated, newest first).",
+                code="undecryptable",
+            ) from None
+
     def to_python(self, value: Any) -> Any:
-        # Values from forms and fixtures are plaintext; only from_db_value sees ciphertext.
+        # Forms and hand-written fixtures give plaintext; a dump gives DUMP_PREFIX + ciphertext.
+        if isinstance(value, str) and value.startswith(DUMP_PREFIX):
+            value = self._dumped_text(value)
+            remember(*self._sensitive(value))
+            return value
         return models.TextField.to_python(self, value)
+
+    def _plain_text(self, value: Any) -> str:
+        return str(value)
+
+    def value_to_string(self, obj: models.Model) -> str:
+        """What dumpdata writes: fresh ciphertext under the first key, never the plaintext."""
+        value = self.value_from_object(obj)
+        if value is None:  # serializers write None themselves; kept for other callers
+            return value
+        return DUMP_PREFIX + emf.encrypt_str(self._plain_text(value)).decode()
 
 
 class EncryptedJSONField(EncryptedTextField):
     """A JSON document stored encrypted (e.g. the rest of a token response)."""
 
+    def _sensitive(self, value: Any) -> list[str]:
+        # An id_token or any other *token/*secret inside the provider's answer.
+        found: list[str] = []
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, str) and _SENSITIVE_KEY.search(str(key)):
+                    found.append(item)
+                else:
+                    found += self._sensitive(item)
+        elif isinstance(value, list):
+            for item in value:
+                found += self._sensitive(item)
+        return found
+
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        text = super().from_db_value(value, expression, connection)
-        return None if text is None else json.loads(text)
+        if value is None:
+            return None
+        document = json.loads(self._decrypt(value))
+        remember(*self._sensitive(document))
+        return document
 
     def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(DUMP_PREFIX):
+            document = json.loads(self._dumped_text(value))
+            remember(*self._sensitive(document))
+            return document
         if isinstance(value, str):
             try:
                 return json.loads(value)
@@ -56,5 +124,5 @@ class EncryptedJSONField(EncryptedTextField):
             return None
         return json.dumps(value, sort_keys=True)
 
-    def value_to_string(self, obj: models.Model) -> str:
-        return json.dumps(self.value_from_object(obj))
+    def _plain_text(self, value: Any) -> str:
+        return json.dumps(value, sort_keys=True)

@@ -1,21 +1,112 @@
-"""A logging filter that blanks credentials in query strings and form bodies of log lines."""
+"""The one redaction of the site: credential patterns and the secret values this process has seen, in every log line.
+
+`redact(text)` is what every writer of text calls (log lines, a run's stored log and error,
+exception messages). It blanks `key=value` credentials (a callback's `code=` and `state=`),
+`Bearer`/`Basic` headers, and every secret or token value this process has decrypted or
+encrypted (`remember()`, called by the encrypted fields), so a value that worker code logs in
+free text is blanked too. `RedactSecretsFilter` applies it to log records; `install()` puts the
+filter on every handler configured so far (Django's `django.server`, Celery's worker and task
+handlers, a WSGI server's access log), and `configure()` is Django's LOGGING_CONFIG that does so.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
 
 _SENSITIVE = re.compile(
     r"(?i)\b(code|state|access_token|refresh_token|id_token|client_secret|code_verifier|password|token)=([^&\s\"']+)"
 )
+_BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+# Shorter values are too likely to be ordinary words or numbers: blanking them would garble logs.
+MIN_SECRET_LENGTH = 6
+_DEFAULT_LIMIT = 1000
 
 
-def redact(text: str) -> str:
+class _SeenValues:
+    """A bounded, process-wide set of sensitive values; the least recently seen ones go first."""
+
+    def __init__(self) -> None:
+        self._values: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._longest_first: tuple[str, ...] = ()
+
+    def add(self, values: Iterable[Any]) -> None:
+        fresh = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH]
+        if not fresh:
+            return
+        limit = _limit()
+        with self._lock:
+            changed = False
+            for value in fresh:
+                if value in self._values:
+                    self._values.move_to_end(value)
+                    continue
+                self._values[value] = None
+                changed = True
+            while len(self._values) > limit:
+                self._values.popitem(last=False)
+                changed = True
+            if changed:
+                # Longest first, so a token that contains another value is blanked whole.
+                self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
+
+    def values(self) -> tuple[str, ...]:
+        return self._longest_first
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self._longest_first = ()
+
+
+_seen = _SeenValues()
+
+
+def _limit() -> int:
+    try:
+        from .conf import app_settings
+
+        return max(0, app_settings.LOG_REDACT_MAX_VALUES)
+    except Exception:  # settings not configured yet (a log line at import time): keep the default bound
+        return _DEFAULT_LIMIT
+
+
+def remember(*values: Any) -> None:
+    """Blank these values (non-strings and short ones are ignored) in every later log line of this process."""
+    _seen.add(values)
+
+
+def forget_all() -> None:
+    """Drop every remembered value (tests; a process that wants a clean slate)."""
+    _seen.clear()
+
+
+def redact(text: str, values: Iterable[str] = ()) -> str:
+    """`text` with credentials blanked: remembered values, `values`, bearer headers, `key=value` pairs."""
+    if not text:
+        return text
+    extra = [v for v in values if v and len(v) >= MIN_SECRET_LENGTH]
+    for value in sorted(extra, key=len, reverse=True) if extra else ():
+        text = text.replace(value, "[redacted]")
+    for value in _seen.values():
+        if value in text:
+            text = text.replace(value, "[redacted]")
+    text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
     return _SENSITIVE.sub(lambda m: f"{m.group(1)}=[redacted]", text)
 
 
 class RedactSecretsFilter(logging.Filter):
-    """The development server logs request lines such as /oauth/callback/?code=...&state=...."""
+    """Blanks credentials in a record's message, its traceback and its stack before any handler writes it.
+
+    Usable from any logging configuration, e.g. a gunicorn `logconfig_dict`:
+    `"filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}}`.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -26,4 +117,37 @@ class RedactSecretsFilter(logging.Filter):
         if cleaned != message:
             record.msg = cleaned
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters cache the formatted traceback here; filling it first lets us clean it.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_FILTER = RedactSecretsFilter()
+
+
+def install() -> None:
+    """Put the filter on every handler of every logger configured so far (idempotent).
+
+    Handlers, not loggers: a filter on a logger does not see records that propagate to it from
+    a child logger, and libraries (Django's `django.server`, Celery) bring handlers of their own.
+    """
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if not any(isinstance(f, RedactSecretsFilter) for f in handler.filters):
+                handler.addFilter(_FILTER)
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Django's LOGGING_CONFIG: apply LOGGING, then redact on every handler, Django's own included."""
+    logging.config.dictConfig(config)
+    install()
+
+
+__all__ = ["MIN_SECRET_LENGTH", "RedactSecretsFilter", "configure", "forget_all", "install", "redact", "remember"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 
@@ -28,3 +28,13 @@ def _refuse_unreadable_secrets(**_: object) -> None:
         # Celery logs an Exception raised by a signal handler and starts anyway;
         # SystemExit is not an Exception, so it ends the process with this message.
         raise SystemExit(f"Refusing to start the Celery worker: {exc}") from None
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_every_handler(**_: object) -> None:
+    """Celery adds handlers of its own (the task logger's, a --logfile's) after Django configured
+    logging: give each of them the same redaction, in the worker, its pool processes and beat."""
+    from connections.logging import install
+
+    install()

@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import os
-import re
 import sys
 import threading
 import traceback
@@ -15,9 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..conf import app_settings
-from ..logging import redact
+from ..logging import redact, remember
 
-_BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _MIN_SECRET = 6
 
 
@@ -120,17 +118,16 @@ def known_secrets(worker_slug: str) -> list[str]:
                 values.append(pulled)
     except Exception:  # an undecryptable value cannot leak either
         pass
-    return sorted({v for v in values if v and len(v) >= _MIN_SECRET}, key=len, reverse=True)
+    found = sorted({v for v in values if v and len(v) >= _MIN_SECRET}, key=len, reverse=True)
+    remember(*found)  # the worker process's own log blanks them too
+    return found
 
 
 def scrub(text: str, worker_slug: str, secrets: list[str] | None = None) -> str:
     """Blank credentials: known secret and token values, bearer headers, token query parameters."""
     if not text:
         return text
-    for value in secrets if secrets is not None else known_secrets(worker_slug):
-        text = text.replace(value, "[redacted]")
-    text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
-    return redact(text)
+    return redact(text, secrets if secrets is not None else known_secrets(worker_slug))
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:

@@ -65,6 +65,9 @@ class OAuthCapability:
         if local_mode.get():
             pulled = os.environ.get(oauth_env_name(self.name))
             if pulled:
+                from ..logging import remember
+
+                remember(pulled)  # stored tokens are remembered by their field; this one never was
                 return pulled
         from ..oauth.tokens import access_token
 

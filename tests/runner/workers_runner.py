@@ -46,6 +46,21 @@ def leaky(input: dict[str, Any], context: Any) -> Any:
     raise RuntimeError(f"provider said no to secret {secret}")
 
 
+@worker.tool("chatty", schema=j.object({}))
+def chatty(input: dict[str, Any], context: Any) -> Any:
+    """Logs a secret and a token in free text (no `key=` or `Bearer` around them), and a failure naming both."""
+    from examples.sandbox import sandbox_auth
+
+    secret = worker.env("HOOK_SECRET").resolve()
+    token = sandbox_auth.access_token()
+    logger.info("chatty says the secret is %s and the token is %s", secret, token)
+    try:
+        raise RuntimeError(f"chatty failed with {token}")
+    except RuntimeError:
+        logger.exception("chatty caught a failure")
+    return {"ok": True}
+
+
 @worker.tool("retryOnce", schema=j.object({}))
 def retry_once(input: dict[str, Any], context: Any) -> Any:
     if context.attempt == 1:
