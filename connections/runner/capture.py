@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..conf import app_settings
+from ..jsondata import clean_text
 from ..logging import redact
 
 _BEARER = re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
@@ -77,9 +78,11 @@ class _Tee(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        # A terminal cannot take a lone surrogate (the write would fail and the line be lost).
+        shown = clean_text(text)
         for stream in self.streams:
             with contextlib.suppress(Exception):
-                stream.write(text)
+                stream.write(shown)
         return len(text)
 
     def flush(self) -> None:

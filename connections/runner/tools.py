@@ -89,6 +89,9 @@ def execute_tool(run_id: int, *, local: bool = False) -> runs.Outcome:
     def body(run: Run, context: runs.RunContext) -> Any:
         tool = registry.get_tool(run.worker.slug, run.target)
         data = validate_input(tool, run.input if run.input is not None else {})
-        return validate_output(tool, tool.func(data, context))
+        # Before the output schema walks it: too deep fails the run with this message; invalid text
+        # becomes U+FFFD rather than losing the whole result.
+        result = jsondata.clean(tool.func(data, context), what=f"The result of tool {tool.key}")
+        return validate_output(tool, result)
 
     return perform(run_id, body, local=local, echo=local)
