@@ -169,3 +169,41 @@ def test_sync_page_nested_too_deep_fails_the_run_with_a_clear_message(runner_sit
     assert_one_line_error(answer, "nested more than 64 levels deep")
     assert Run.objects.get(target="deepSync").status == "failed"
     assert Sync.objects.get(key="deepSync").state is None
+
+
+# --- rows stored before the fix ------------------------------------------------------------
+
+
+def test_migration_cleans_what_sqlite_stored_before_the_fix(runner_site):
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite ever stored lone surrogates (PostgreSQL refuses them)")
+    tool = Tool.objects.get(key="echo")
+    run = Run.objects.create(kind="tool", worker=tool.worker, target="echo", trigger="test", tool=tool)
+    sync = Sync.objects.get(key="badTextSync")
+    record = Record.objects.create(database=sync.database, key="1", properties={})
+    # As SQLite stored them before: JSON text holding lone surrogate escapes (a valid pair is kept).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_run SET input = %s, result = %s WHERE id = %s",
+            ['{"payload": {"text": "\\ud800", "ok": "\\ud83d\\ude00"}}', '"\\udfff"', run.pk],
+        )
+        cursor.execute("UPDATE connections_record SET properties = %s WHERE id = %s", ['{"\\ud801": 1}', record.pk])
+        cursor.execute("UPDATE connections_sync SET state = %s WHERE id = %s", ['["\\udbff"]', sync.pk])
+    assert runner_site.manage("dumpdata", "connections").returncode != 0  # what such a site has today
+
+    migration = importlib.import_module("connections.migrations.0007_unicode")
+    with connection.schema_editor(atomic=False) as editor:
+        migration.clean_stored_text(apps, editor)
+
+    run.refresh_from_db()
+    assert run.input == {"payload": {"text": "\ufffd", "ok": "\U0001f600"}} and run.result == "\ufffd"
+    assert Record.objects.get(pk=record.pk).properties == {"\ufffd": 1}
+    assert Sync.objects.get(pk=sync.pk).state == ["\ufffd"]
+    page = runner_site.admin_session().get(f"{runner_site.url}/admin/connections/run/{run.pk}/change/", timeout=10)
+    assert page.status_code == 200
+    dumpdata_ok(runner_site)
