@@ -82,17 +82,18 @@ def loads(text: str | bytes, *, what: str, max_depth: int | None = None) -> Any:
     return check(value, what=what, max_depth=max_depth)
 
 
-def clean(value: Any, *, max_depth: int | None = None) -> Any:
+def clean(value: Any, *, what: str = "the value", max_depth: int | None = None) -> Any:
     """A copy of `value` that is safe to store and render: lone surrogates become U+FFFD.
 
-    For what worker code returns, where refusing would lose the result. Too deep still raises.
+    For what worker code returns, where refusing would lose the result. Too deep still raises
+    InvalidJSONError naming `what`.
     """
     check_depth = app_settings.JSON_MAX_DEPTH if max_depth is None else max_depth
     problem = _walk(value, check_depth)
     if problem is None:
         return value
     if problem[0] == "depth":
-        raise InvalidJSONError(f"the value is nested more than {check_depth} levels deep.")
+        raise InvalidJSONError(f"{what} is nested more than {check_depth} levels deep.")
     return _cleaned(value)
 
 

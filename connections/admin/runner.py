@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -17,7 +17,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from ..exceptions import InvalidToolInputError, WorkersError
+from .. import jsondata
+from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkersError
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
 from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
@@ -62,6 +63,30 @@ def _first_type(node: dict[str, Any]) -> tuple[str | None, bool]:
     return kind, False
 
 
+class JSONInputField(forms.JSONField):
+    """JSON typed into the Run form, parsed by `jsondata`: nested too deep or holding text that is not
+    valid Unicode is a form error. Django's own field lets RecursionError through (a 500), and would
+    echo a lone surrogate back into the page, which then cannot be encoded."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled or value in self.empty_values or not isinstance(value, (str, bytes)):
+            return super().to_python(value)
+        try:
+            converted = jsondata.loads(value, what=str(self.label or _("The value")))
+        except InvalidJSONError as exc:
+            raise ValidationError(str(exc), code="invalid") from None
+        return forms.fields.JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled or data is None or not isinstance(data, (str, bytes)):
+            return super().bound_data(data, initial)
+        try:
+            return jsondata.loads(data, what="")
+        except InvalidJSONError:
+            # Shown again exactly as typed (escapes and all), beside its error.
+            return forms.fields.InvalidJSONInput(data)
+
+
 def schema_field(node: dict[str, Any], *, required: bool, label: str) -> forms.Field:
     """A form field for one property of a tool's input schema; anything unusual is entered as JSON."""
     common: dict[str, Any] = {"required": required, "label": label, "help_text": node.get("description", "")}
@@ -84,7 +109,7 @@ def schema_field(node: dict[str, Any], *, required: bool, label: str) -> forms.F
             )
         return forms.NullBooleanField(**common)
     common["help_text"] = " ".join(filter(None, [str(common["help_text"]), str(_("As JSON."))]))
-    return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), **common)
+    return JSONInputField(widget=forms.Textarea(attrs={"rows": 4, "cols": 60}), **common)
 
 
 class ToolRunForm(forms.Form):

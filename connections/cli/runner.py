@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from .. import jsondata
 from ..models import Run, Sync, Tool
 from ..runner import runs
 from ..runner.syncs import execute_sync, start_sync, sync_row
@@ -92,10 +93,9 @@ def _fail_unless_succeeded(run: Run) -> None:
 
 
 def handle_exec(command: Any, options: dict[str, Any]) -> None:
-    try:
-        data = json.loads(options["input"])
-    except ValueError as exc:
-        raise CommandError(f"--input is not valid JSON: {exc}") from None
+    # One line for malformed JSON, JSON nested too deep, and text that is not valid Unicode
+    # (a \ud800 escape, or bytes from argv that are not UTF-8); start_tool checks again for every caller.
+    data = jsondata.loads(options["input"], what="--input")
     worker = resolve_worker(options.get("worker"), key=options["tool"], model=Tool, kind="tool")
     local = options["local"]
     # Validation happens here, before any run or task exists: bad input sends nothing.

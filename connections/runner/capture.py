@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..conf import app_settings
+from ..jsondata import clean_text
 from ..logging import redact, remember
 
 _MIN_SECRET = 6
@@ -75,9 +76,11 @@ class _Tee(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
+        # A terminal cannot take a lone surrogate (the write would fail and the line be lost).
+        shown = clean_text(text)
         for stream in self.streams:
             with contextlib.suppress(Exception):
-                stream.write(text)
+                stream.write(shown)
         return len(text)
 
     def flush(self) -> None:

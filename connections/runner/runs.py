@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -15,7 +16,9 @@ from typing import Any
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from .. import jsondata
 from ..conf import app_settings
+from ..exceptions import InvalidJSONError
 from ..models import Run
 from . import limits
 
@@ -134,9 +137,28 @@ def claim(run_id: int) -> Run | None:
     return run
 
 
+def storable(value: Any) -> Any:
+    """`value` with lone surrogates replaced by U+FFFD, whatever its nesting.
+
+    What worker code produced (result, error, traceback, log) is kept rather than refused, which
+    would lose the outcome; stored as it is, it would break every page, terminal and dump showing it
+    (and PostgreSQL refuses it outright, leaving the run unfinished).
+    """
+    if isinstance(value, str):
+        return jsondata.clean_text(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    try:
+        return jsondata.clean(value)
+    except InvalidJSONError:
+        # Deeper than JSON_MAX_DEPTH, which each kind of run refuses where its code returns; this is
+        # the last line: the JSON text form is cleaned without recursing in Python.
+        return json.loads(jsondata.clean_text(json.dumps(value, ensure_ascii=False)))
+
+
 def finish(run: Run, status: str, **fields: Any) -> bool:
     """Record the outcome, unless another process took the run over meanwhile (then it is theirs to record)."""
-    values = {"status": status, **fields}
+    values = {"status": status, **{name: storable(value) for name, value in fields.items()}}
     if status in Run.FINISHED:
         values["finished_at"] = timezone.now()
     updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(**values)

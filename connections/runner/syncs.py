@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import registry
+from .. import jsondata, registry
 from ..conf import app_settings
 from ..exceptions import InvalidSyncResult, WorkerNotFound
 from ..models import Record, Run, Sync, SyncedDatabase
@@ -66,6 +66,9 @@ def search_text(properties: dict[str, Any]) -> str:
 def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
     """Check one page as returned by the code; the message names the change that is wrong."""
     where = f"Sync {sync.key}, page {page_number}"
+    # Too deep fails the run with this message; text that is not valid Unicode (keys, properties,
+    # next_state) becomes U+FFFD: stored as it is, it breaks the database write, pages and dumps.
+    result = jsondata.clean(result, what=where)
     if not isinstance(result, dict):
         raise InvalidSyncResult(f"{where}: expected a dict with changes, has_more and next_state.")
     changes = result.get("changes", [])

@@ -8,8 +8,8 @@ from django.db import transaction
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from .. import registry
-from ..exceptions import InvalidToolInputError, WorkerNotFound
+from .. import jsondata, registry
+from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkerNotFound
 from ..models import Run, Tool
 from ..sdk.worker import ToolDef
 from . import runs
@@ -46,7 +46,15 @@ def _check(schema: dict[str, Any], value: Any, what: str) -> None:
 
 
 def validate_input(tool: ToolDef, data: Any) -> Any:
-    """The input, when it matches the tool's schema; InvalidToolInputError naming the field otherwise."""
+    """The input, when it matches the tool's schema; InvalidToolInputError naming the field otherwise.
+
+    Depth and Unicode are checked first, for every entry point (CLI, admin, MCP, code): jsonschema
+    walks the value recursively, and a lone surrogate stored in a run breaks every page showing it.
+    """
+    try:
+        jsondata.check(data, what=f"The input for tool {tool.key}")
+    except InvalidJSONError as exc:
+        raise InvalidToolInputError(str(exc)) from None
     _check(tool.schema, data, f"input for tool {tool.key}")
     return data
 
@@ -81,6 +89,9 @@ def execute_tool(run_id: int, *, local: bool = False) -> runs.Outcome:
     def body(run: Run, context: runs.RunContext) -> Any:
         tool = registry.get_tool(run.worker.slug, run.target)
         data = validate_input(tool, run.input if run.input is not None else {})
-        return validate_output(tool, tool.func(data, context))
+        # Before the output schema walks it: too deep fails the run with this message; invalid text
+        # becomes U+FFFD rather than losing the whole result.
+        result = jsondata.clean(tool.func(data, context), what=f"The result of tool {tool.key}")
+        return validate_output(tool, result)
 
     return perform(run_id, body, local=local, echo=local)

@@ -100,6 +100,32 @@ def hog(input: dict[str, Any], context: Any) -> Any:
     return sum(range(10**14))
 
 
+@worker.tool("echo", schema=j.object({"payload": j.object({}, additional_properties=True)}))
+def echo(input: dict[str, Any], context: Any) -> Any:
+    return {"payload": input["payload"]}
+
+
+@worker.tool("badText", schema=j.object({}))
+def bad_text(input: dict[str, Any], context: Any) -> Any:
+    """Text that is not valid Unicode wherever worker code can put it: the log, the result and its keys."""
+    logger.info("logged \ud800 text")
+    print("printed \udcff text")
+    return {"text": "lone \ud800 surrogate", "\udc80key": ["\udfff"]}
+
+
+@worker.tool("badError", schema=j.object({}))
+def bad_error(input: dict[str, Any], context: Any) -> Any:
+    raise ValueError("broke on \ud800 text")
+
+
+@worker.tool("deep", schema=j.object({"depth": j.integer(minimum=1)}))
+def deep(input: dict[str, Any], context: Any) -> Any:
+    value: Any = []
+    for _ in range(input["depth"]):
+        value = [value]
+    return value
+
+
 items = worker.database(
     "items",
     title="Test items",
@@ -208,6 +234,33 @@ def hanging_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
 @worker.sync("brokenSync", database=items, schedule="manual")
 def broken_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     return {"changes": [{"type": "upsert", "key": "1", "properties": {"Colour": builder.title("red")}}]}
+
+
+text_items = worker.database(
+    "textItems",
+    title="Text test items",
+    primary_key="Item ID",
+    properties={"Title": schema.title(), "Item ID": schema.rich_text()},
+)
+
+
+@worker.sync("badTextSync", database=text_items, schedule="manual")
+def bad_text_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    """Lone surrogates in a record's key and properties and in next_state."""
+    change = {
+        "type": "upsert",
+        "key": "key-\ud800",
+        "properties": {"Title": builder.title("bad \ud800 title"), "Item ID": builder.rich_text("\udcff")},
+    }
+    return {"changes": [change], "has_more": False, "next_state": {"cursor": "\udfff"}}
+
+
+@worker.sync("deepSync", database=text_items, schedule="manual")
+def deep_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    cursor: Any = {}
+    for _ in range(5000):
+        cursor = {"c": cursor}
+    return {"changes": [], "has_more": False, "next_state": cursor}
 
 
 @worker.webhook(
