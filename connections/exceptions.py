@@ -92,3 +92,11 @@ class RetryableError(WorkersError):
 
 class InvalidSyncResult(WorkersError):
     """A sync's page is not `{"changes": [...], "has_more": bool, "next_state": ...}` as declared."""
+
+
+class PacerTimeout(RetryableError):
+    """A pacer's queue is longer than the caller may wait (WORKERS_PACER_MAX_WAIT or wait(timeout=))."""
+
+
+class PacerUnavailable(RetryableError):
+    """The shared budget of a pacer (Redis or the database) cannot be reached, or the pacer is not deployed."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:
-    from ..sdk.worker import OAuthCapability
+    from ..sdk.worker import OAuthCapability, Pacer
 
 
 class AuthorizedSession(requests.Session):
@@ -18,9 +18,10 @@ class AuthorizedSession(requests.Session):
     already replaced by another caller is simply reused.
     """
 
-    def __init__(self, capability: OAuthCapability) -> None:
+    def __init__(self, capability: OAuthCapability, pacer: Pacer | None = None) -> None:
         super().__init__()
         self.capability = capability
+        self.pacer = pacer  # when set, every request (a 401 retry too) waits its turn: connections/pacers.py
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         token = self.capability.access_token()
@@ -42,4 +43,9 @@ class AuthorizedSession(requests.Session):
     ) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         headers["Authorization"] = f"Bearer {token}"
-        return super().request(method, url, *args, headers=headers, **kwargs)
+        send = super().request
+        if self.pacer is not None:
+            from ..pacers import send_paced
+
+            return send_paced(self.pacer, lambda: send(method, url, *args, headers=headers, **kwargs))
+        return send(method, url, *args, headers=headers, **kwargs)

@@ -2,17 +2,20 @@
 
 from ..exceptions import (
     InvalidToolInputError,
+    PacerTimeout,
     ReauthorizationRequired,
     TokenRefreshError,
     WebhookVerificationError,
 )
 from . import jsonschema as j
 from .properties import builder, schema
-from .worker import OAuthCapability, SecretRef, Worker
+from .worker import OAuthCapability, Pacer, SecretRef, Worker
 
 __all__ = [
     "InvalidToolInputError",
     "OAuthCapability",
+    "Pacer",
+    "PacerTimeout",
     "ReauthorizationRequired",
     "SecretRef",
     "TokenRefreshError",
