@@ -71,8 +71,7 @@ local function go(now)
   redis.call('LTRIM', KEYS[2], 0, ring - 1)
   redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[2]) / 1000) + 60000)
   local bucket = KEYS[3] .. string.format('%d', math.floor(now / 1000000))
-  redis.call('INCR', bucket)
-  redis.call('EXPIRE', bucket, ARGV[3])
+  if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, ARGV[3]) end
   return {1, '0'}
 end
 local t = redis.call('TIME')
