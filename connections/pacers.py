@@ -449,7 +449,7 @@ def _call(pacer: Pacer, step: Callable[[Budget], Any]) -> Any:
         if not local:
             raise PacerUnavailable(
                 f"Pacer {pacer.worker}:{pacer.key}: its budget on {describe_backend()} cannot be reached "
-                f"({type(exc).__name__}); the run is retried."
+                f"({type(exc).__name__})."
             ) from exc
         _fallen_back.add(name)
         _say(
