@@ -1,20 +1,23 @@
-"""Pacers: one request budget per declared pacer for the whole site, on Redis or in the database.
+"""Pacers: one request budget per declared pacer for the whole site, on Redis or in the database."""
 
-The scheme is "next free slot" (GCRA): each acquire atomically reserves the slot
-`max(now, next_slot)` and moves `next_slot` one spacing (interval / allowed requests) further,
-then sleeps until its slot. Requests are thus evenly spaced (no burst when an interval starts),
-and callers are served in the order they reserved, whatever process or machine they run in.
-A 429's Retry-After pushes `next_slot` past the pause and records the pause, so callers that
-reserved a slot inside it reserve again behind it instead of going.
-
-The budget lives on Redis when the broker is Redis (or WORKERS_PACER_REDIS_URL names one), with
-the Redis server's clock so machines with skewed clocks agree; otherwise on the pacer's database
-row, updated under the row lock (SQLite: the write lock BEGIN IMMEDIATE takes). A `--local` run
-that cannot reach that budget uses one of its own process, and says so.
-"""
+# The scheme is "next free slot" (GCRA): each acquire atomically reserves the slot
+# `max(now, next_slot)` and moves `next_slot` one spacing (interval / allowed requests, plus
+# WORKERS_PACER_HEADROOM) further, then sleeps until its slot. Requests are thus evenly spaced (no
+# burst when an interval starts), and callers are served in the order they reserved, whatever
+# process or machine they run in. At its slot a caller "goes" after one more atomic check: no pause
+# began meanwhile (a 429's Retry-After pushes `next_slot` past the pause and records it, so callers
+# whose slot fell inside it queue again behind it), and no more than `allowed_requests` went within
+# the last interval (a caller woken late by a loaded machine must not bunch up with the next ones).
+# A free budget costs one round trip: the reserve step goes at once.
+#
+# The budget lives on Redis when the broker is Redis (or WORKERS_PACER_REDIS_URL names one), in Lua
+# with the Redis server's clock so machines with skewed clocks agree; otherwise on the pacer's
+# database row, under the row lock (SQLite: the write lock BEGIN IMMEDIATE takes). A `--local` run
+# that cannot reach it uses a budget of its own process, and says so.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -402,8 +405,6 @@ _announced: set[tuple[str, str]] = set()
 
 def shared_budget() -> Budget:
     """The site's budget: Redis when one is configured (WORKERS_PACER_REDIS_URL or a Redis broker), else the database."""
-    import os
-
     url = app_settings.PACER_REDIS_URL
     # Per process: a prefork child must not share its parent's Redis sockets.
     name = (os.getpid(), url)
@@ -417,7 +418,7 @@ def shared_budget() -> Budget:
 
 def describe_backend() -> str:
     """Where the site's pacer budgets live, for people: "Redis" or "the database"."""
-    return "Redis" if app_settings.PACER_REDIS_URL else "the database"
+    return shared_budget().label
 
 
 def _unreachable() -> tuple[type[BaseException], ...]:
