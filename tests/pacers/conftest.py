@@ -94,7 +94,11 @@ def pacer_workers(
 
         with ThreadPoolExecutor(3) as pool:
             futures = [pool.submit(start, number) for number in range(3)]
-        workers = [future.result() for future in futures]
+        workers = [future.result() for future in futures if future.exception() is None]
+        if len(workers) < 3:
+            for worker in workers:
+                worker.stop()
+            raise next(f.exception() for f in futures if f.exception() is not None)  # type: ignore[misc]
     yield workers
     for worker in workers:
         worker.stop()
