@@ -36,12 +36,15 @@ if TYPE_CHECKING:
 
 _MINUTE = 60
 _BUCKET_TTL = 120  # seconds a per-second counter outlives its second on Redis
-_RING_MAX = 1000  # the most go-times a pacer keeps for its window check
+_RING_MAX = 100  # the most request times a pacer keeps for its window check
+# How long after its go a request's time may be moved when it reports its response (done): a
+# caller held up between its go and its request still counts from when the request left, up to this.
+_DONE_CAP_US = 200_000
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A pacer's numbers, in microseconds: slots `spacing` apart, and at most `ring` goes per `window`."""
+    """A pacer's numbers, in microseconds: slots `spacing` apart, and at most `ring` requests per `window`."""
 
     spacing: int
     ring: int
@@ -52,56 +55,75 @@ def plan_for(pacer: Pacer) -> Plan:
     base = pacer.interval_ms * 1000 / pacer.allowed_requests
     spacing = max(1, round(base * (1 + app_settings.PACER_HEADROOM)))
     ring = min(pacer.allowed_requests, _RING_MAX)
-    return Plan(spacing, ring, spacing * ring)
+    return Plan(spacing, ring, round(base * ring))
 
 
-# The moment a caller goes. Slots are evenly spaced, but a caller woken late (a loaded machine)
-# could bunch up with the ones after it; so each go is also checked against the last `ring` goes:
-# none may go while `ring` others went within `window`. Stored goes are bounded by `ring`.
-# KEYS: paused, goes, counter prefix. ARGV: ring, window, counter ttl. Returns {state, micros}:
-# {1, 0} went; {0, d} wait d and try again; {-1, d} paused d more: reserve a new slot.
+# The moment a caller goes. Slots are evenly spaced, but a caller held up after its go (a loaded
+# machine) could arrive bunched with the ones after it; so each go is also checked against the
+# times of the last `ring` requests: none may go while all of them are within `window` (the
+# pacer's interval). A request's time is its go, moved to when its response came back if the
+# caller reports it (done): a response comes after the request arrived, so this bounds arrivals.
+# Stored times are bounded by `ring`. KEYS: paused, times, counter prefix. ARGV: ring, window,
+# counter ttl. Returns {state, micros, ticket}: {1, 0, go time} went; {0, d} wait d and try again;
+# {-1, d} paused d more: reserve a new slot.
 _GO_LUA = """
 local function go(now)
   local stop = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if stop > now then return {-1, string.format('%d', stop - now)} end
+  if stop > now then return {-1, string.format('%d', stop - now), '0'} end
   local ring = tonumber(ARGV[1])
-  local oldest = redis.call('LINDEX', KEYS[2], ring - 1)
-  if oldest then
-    local free = tonumber(oldest) + tonumber(ARGV[2])
-    if free > now then return {0, string.format('%d', free - now)} end
+  local times = redis.call('LRANGE', KEYS[2], 0, ring - 1)
+  if #times >= ring then
+    local earliest = tonumber(times[1])
+    for _, value in ipairs(times) do earliest = math.min(earliest, tonumber(value)) end
+    local free = earliest + tonumber(ARGV[2])
+    if free > now then return {0, string.format('%d', free - now), '0'} end
   end
-  redis.call('LPUSH', KEYS[2], string.format('%d', now))
+  local ticket = string.format('%d', now)
+  redis.call('LPUSH', KEYS[2], ticket)
   redis.call('LTRIM', KEYS[2], 0, ring - 1)
   redis.call('PEXPIRE', KEYS[2], math.floor(tonumber(ARGV[2]) / 1000) + 60000)
   local bucket = KEYS[3] .. string.format('%d', math.floor(now / 1000000))
   if redis.call('INCR', bucket) == 1 then redis.call('EXPIRE', bucket, ARGV[3]) end
-  return {1, '0'}
+  return {1, '0', ticket}
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 
 # Reserve the next slot. KEYS as _GO_LUA plus next-slot. ARGV as _GO_LUA plus spacing, max delay.
-# Returns {reserved, micros, went}: a free slot goes at once (one round trip); nothing is
-# reserved when the slot is more than max delay away.
+# Returns {reserved, micros, ticket}: a free slot goes at once (one round trip, ticket its go
+# time, else '0'); nothing is reserved when the slot is more than max delay away.
 _RESERVE_LUA = (
     _GO_LUA
     + """
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[4]) or '0'))
 local delay = slot - now
-if delay > tonumber(ARGV[5]) then return {0, string.format('%d', delay), 0} end
+if delay > tonumber(ARGV[5]) then return {0, string.format('%d', delay), '0'} end
 local spacing = tonumber(ARGV[4])
 redis.call('SET', KEYS[4], string.format('%d', slot + spacing), 'PX', math.floor((delay + spacing) / 1000) + 60000)
 if delay == 0 then
   local went = go(now)
-  if went[1] == 1 then return {1, '0', 1} end
-  return {1, went[2], 0}
+  if went[1] == 1 then return {1, '0', went[3]} end
+  return {1, went[2], '0'}
 end
-return {1, string.format('%d', delay), 0}
+return {1, string.format('%d', delay), '0'}
 """
 )
 
 _TRY_GO_LUA = _GO_LUA + "return go(now)\n"
+
+# The response to the request that went at ARGV[1] came back: its time becomes now (at most
+# ARGV[2] later than its go). KEYS: times.
+_DONE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local index = redis.call('LPOS', KEYS[1], ARGV[1])
+if index then
+  local moved = math.min(now, tonumber(ARGV[1]) + tonumber(ARGV[2]))
+  redis.call('LSET', KEYS[1], index, string.format('%d', moved))
+end
+return 1
+"""
 
 # Pause for ARGV[1] microseconds from now: no slot may fall before its end. KEYS: next, paused.
 _PAUSE_LUA = """
@@ -123,12 +145,17 @@ class Budget:
 
     label = ""
 
-    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, bool]:
-        """(reserved, microseconds to wait, went). A free slot goes at once; beyond `max_delay` nothing is reserved."""
+    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, int]:
+        """(reserved, microseconds to wait, ticket): a free slot goes at once (ticket: its go time, else 0);
+        beyond `max_delay` nothing is reserved."""
         raise NotImplementedError
 
-    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int]:
-        """At the reserved slot: (1, 0) went; (0, d) wait d more; (-1, d) paused: reserve again."""
+    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int, int]:
+        """At the reserved slot: (1, 0, ticket) went; (0, d, 0) wait d more; (-1, d, 0) paused: reserve again."""
+        raise NotImplementedError
+
+    def done(self, pacer: Pacer, ticket: int) -> None:
+        """The response to the request that went with `ticket` came back."""
         raise NotImplementedError
 
     def pause(self, pacer: Pacer, micros: int) -> None:
@@ -143,13 +170,23 @@ class Budget:
         raise NotImplementedError
 
 
-def _check_go(now: int, paused_until: int, goes: list[int], plan: Plan) -> tuple[int, int]:
-    """The go rule of _GO_LUA for the budgets kept in Python; `goes` newest first."""
+def _check_go(now: int, paused_until: int, times: list[int], plan: Plan) -> tuple[int, int]:
+    """The go rule of _GO_LUA for the budgets kept in Python; `times` newest go first."""
     if paused_until > now:
         return -1, paused_until - now
-    if len(goes) >= plan.ring and goes[plan.ring - 1] + plan.window > now:
-        return 0, goes[plan.ring - 1] + plan.window - now
+    if len(times) >= plan.ring:
+        free = min(times[: plan.ring]) + plan.window
+        if free > now:
+            return 0, free - now
     return 1, 0
+
+
+def _moved(times: list[int], ticket: int, now: int) -> list[int]:
+    """`times` with the request that went at `ticket` counted from `now` (at most _DONE_CAP_US later)."""
+    if ticket in times:
+        times = list(times)
+        times[times.index(ticket)] = min(now, ticket + _DONE_CAP_US)
+    return times
 
 
 def _count(recent: dict[Any, int], now: int, key: Callable[[int], Any]) -> dict[Any, int]:
@@ -174,6 +211,7 @@ class RedisBudget(Budget):
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
         self._reserve = self.client.register_script(_RESERVE_LUA)
         self._go = self.client.register_script(_TRY_GO_LUA)
+        self._done = self.client.register_script(_DONE_LUA)
         self._pause = self.client.register_script(_PAUSE_LUA)
 
     @staticmethod
@@ -182,20 +220,23 @@ class RedisBudget(Budget):
         base = f"workers:pacer:{{{worker}:{key}}}"
         return {name: f"{base}:{name}" for name in ("paused", "goes", "n:", "next")}
 
-    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, bool]:
+    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, int]:
         keys = self._keys(pacer.worker, pacer.key)
-        reserved, delay, went = self._reserve(
+        reserved, delay, ticket = self._reserve(
             keys=[keys["paused"], keys["goes"], keys["n:"], keys["next"]],
             args=[plan.ring, plan.window, _BUCKET_TTL, plan.spacing, max_delay],
         )
-        return bool(int(reserved)), int(delay), bool(int(went))
+        return bool(int(reserved)), int(delay), int(ticket)
 
-    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int]:
+    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int, int]:
         keys = self._keys(pacer.worker, pacer.key)
-        state, delay = self._go(
+        state, delay, ticket = self._go(
             keys=[keys["paused"], keys["goes"], keys["n:"]], args=[plan.ring, plan.window, _BUCKET_TTL]
         )
-        return int(state), int(delay)
+        return int(state), int(delay), int(ticket)
+
+    def done(self, pacer: Pacer, ticket: int) -> None:
+        self._done(keys=[self._keys(pacer.worker, pacer.key)["goes"]], args=[ticket, _DONE_CAP_US])
 
     def pause(self, pacer: Pacer, micros: int) -> None:
         keys = self._keys(pacer.worker, pacer.key)
@@ -267,27 +308,27 @@ class DatabaseBudget(Budget):
             row = rows.get(pk=self._row_id(pacer))
         return row
 
-    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, bool]:
+    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, int]:
         with transaction.atomic():
             row = self._locked(pacer)
             now = _db_now_us()
             slot = max(now, row.next_slot_us)
             delay = slot - now
             if delay > max_delay:
-                return False, delay, False
+                return False, delay, 0
             row.next_slot_us = slot + plan.spacing
             fields = ["next_slot_us"]
-            went = False
+            ticket = 0
             if delay == 0:
                 state, delay = _check_go(now, row.paused_until_us, row.goes or [], plan)
                 if state == 1:
                     self._went(row, now, plan)
                     fields += ["goes", "recent"]
-                    went = True
+                    ticket = now
             row.save(update_fields=fields)
-        return True, delay, went
+        return True, delay, ticket
 
-    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int]:
+    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int, int]:
         with transaction.atomic():
             row = self._locked(pacer)
             now = _db_now_us()
@@ -295,7 +336,15 @@ class DatabaseBudget(Budget):
             if state == 1:
                 self._went(row, now, plan)
                 row.save(update_fields=["goes", "recent"])
-        return state, delay
+        return state, delay, now if state == 1 else 0
+
+    def done(self, pacer: Pacer, ticket: int) -> None:
+        with transaction.atomic():
+            row = self._locked(pacer)
+            moved = _moved(row.goes or [], ticket, _db_now_us())
+            if moved != row.goes:
+                row.goes = moved
+                row.save(update_fields=["goes"])
 
     @staticmethod
     def _went(row: Any, now: int, plan: Plan) -> None:
@@ -350,30 +399,35 @@ class LocalBudget(Budget):
         state.goes = [now, *state.goes][: plan.ring]
         state.recent = _count(state.recent, now, int)
 
-    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, bool]:
+    def reserve(self, pacer: Pacer, plan: Plan, max_delay: int) -> tuple[bool, int, int]:
         with self._lock:
             state = self._state(pacer.worker, pacer.key)
             now = time.time_ns() // 1000
             slot = max(now, state.next_slot)
             delay = slot - now
             if delay > max_delay:
-                return False, delay, False
+                return False, delay, 0
             state.next_slot = slot + plan.spacing
             if delay == 0:
                 verdict, delay = _check_go(now, state.paused_until, state.goes, plan)
                 if verdict == 1:
                     self._went(state, now, plan)
-                    return True, 0, True
-            return True, delay, False
+                    return True, 0, now
+            return True, delay, 0
 
-    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int]:
+    def go(self, pacer: Pacer, plan: Plan) -> tuple[int, int, int]:
         with self._lock:
             state = self._state(pacer.worker, pacer.key)
             now = time.time_ns() // 1000
             verdict, delay = _check_go(now, state.paused_until, state.goes, plan)
             if verdict == 1:
                 self._went(state, now, plan)
-            return verdict, delay
+            return verdict, delay, now if verdict == 1 else 0
+
+    def done(self, pacer: Pacer, ticket: int) -> None:
+        with self._lock:
+            state = self._state(pacer.worker, pacer.key)
+            state.goes = _moved(state.goes, ticket, time.time_ns() // 1000)
 
     def pause(self, pacer: Pacer, micros: int) -> None:
         with self._lock:
@@ -469,33 +523,42 @@ def _call(pacer: Pacer, step: Callable[[Budget], Any]) -> Any:
 
 def wait(pacer: Pacer, timeout: float | None = None) -> float:
     """Block until the pacer lets one request go; the seconds waited. PacerTimeout past `timeout`."""
+    return acquire(pacer, timeout)[0]
+
+
+def acquire(pacer: Pacer, timeout: float | None = None) -> tuple[float, int]:
+    """`wait()`, and the ticket to pass to `done()` once the request's response came back."""
     limit = app_settings.PACER_MAX_WAIT if timeout is None else max(0.0, float(timeout))
     plan = plan_for(pacer)
     start = time.monotonic()
     while True:
         left = max(0, int((limit - (time.monotonic() - start)) * 1_000_000))
-        reserved, delay, went = _call(pacer, lambda b, left=left: b.reserve(pacer, plan, left))
+        reserved, delay, ticket = _call(pacer, lambda b, left=left: b.reserve(pacer, plan, left))
         if not reserved:
             raise PacerTimeout(
                 f"Pacer {pacer.worker}:{pacer.key}: the next free slot is {delay / 1e6:.1f} s away, "
                 f"more than the {limit:g} s this caller may wait.",
                 retry_after=delay / 1e6,
             )
-        while not went:
+        while not ticket:
             time.sleep(delay / 1_000_000)
-            state, delay = _call(pacer, lambda b: b.go(pacer, plan))
+            state, delay, ticket = _call(pacer, lambda b: b.go(pacer, plan))
             if state == -1:
                 break  # a 429 paused the pacer while this caller slept: its slot is void, queue behind the pause
-            went = state == 1
-        if went:
-            return time.monotonic() - start
+        if ticket:
+            return time.monotonic() - start, ticket
+
+
+def done(pacer: Pacer, ticket: int) -> None:
+    """The response to the request `acquire()` let go came back: count that request from now, not its go."""
+    _call(pacer, lambda b: b.done(pacer, ticket))
 
 
 def try_acquire(pacer: Pacer) -> bool:
     """Go only when a slot is free now; never blocks, reserves nothing otherwise."""
-    _, _, went = _call(pacer, lambda b: b.reserve(pacer, plan_for(pacer), 0))
+    _, _, ticket = _call(pacer, lambda b: b.reserve(pacer, plan_for(pacer), 0))
     # A free slot that the window check holds back is lost: that errs on the side of fewer requests.
-    return went
+    return bool(ticket)
 
 
 def pause(pacer: Pacer, seconds: float) -> None:
@@ -522,8 +585,7 @@ def send_paced(pacer: Pacer, send: Callable[[], requests.Response]) -> requests.
     """Send one request in its turn. A 429 with Retry-After pauses the whole pacer, then the request is sent once more."""
     from .runner.retry import parse_retry_after
 
-    pacer.wait()
-    response = send()
+    response = _send_one(pacer, send)
     if response.status_code != 429:
         return response
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -531,12 +593,22 @@ def send_paced(pacer: Pacer, send: Callable[[], requests.Response]) -> requests.
         return response
     pause(pacer, retry_after)
     response.close()
-    pacer.wait()
-    response = send()
+    response = _send_one(pacer, send)
     if response.status_code == 429:
         # Still refused: pause again for the others, and let the run's own retry handle this one.
         pause(pacer, parse_retry_after(response.headers.get("Retry-After")) or retry_after)
     return response
+
+
+def _send_one(pacer: Pacer, send: Callable[[], requests.Response]) -> requests.Response:
+    _, ticket = acquire(pacer)
+    try:
+        return send()
+    finally:
+        try:
+            done(pacer, ticket)
+        except PacerUnavailable:
+            pass  # only the window check loses a little precision; the request itself went through
 
 
 class PacedSession(requests.Session):
