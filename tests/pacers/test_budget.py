@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import requests
 from django.db import connection
 
 from connections import pacers
@@ -141,3 +142,19 @@ def test_pacer_keys_are_checked_and_unique():
         worker.pacer("jira")
     with pytest.raises(WorkerDefinitionError, match="pacer key must start with a letter"):
         worker.pacer("1jira")
+
+
+def test_a_request_held_up_after_its_go_still_counts_from_when_it_left(pacer_site, backend, api):
+    pacer = declared("heldUp", allowed=10, interval_ms=1000)
+    session = requests.Session()
+
+    def held_up() -> requests.Response:
+        time.sleep(0.15)  # a loaded machine: the caller got its turn but ran late
+        return session.get(api.url, timeout=10)
+
+    pacers.send_paced(pacer, held_up)
+    for _ in range(10):
+        pacers.send_paced(pacer, lambda: session.get(api.url, timeout=10))
+
+    times = api.times()
+    assert len(times) == 11 and times[10] - times[0] >= 1.0  # never 11 in one interval at the API
