@@ -173,5 +173,30 @@ class AppSettings:
         """
         return int(getattr(settings, "WORKERS_LOG_REDACT_MAX_VALUES", 1000))
 
+    @property
+    def PACER_REDIS_URL(self) -> str:
+        """Where pacer budgets live: this Redis URL; empty means the broker's when it is Redis, else the database."""
+        url = str(getattr(settings, "WORKERS_PACER_REDIS_URL", "") or "")
+        if url:
+            return url
+        broker = str(getattr(settings, "CELERY_BROKER_URL", "") or "")
+        return broker if broker.startswith(("redis://", "rediss://", "unix://")) else ""
+
+    @property
+    def PACER_HEADROOM(self) -> float:
+        """Fraction added to a pacer's spacing, so jitter between wait() and the request's arrival
+        never puts more than `allowed_requests` into one interval (0.05: 10/s paces at 9.5/s)."""
+        return max(0.0, float(getattr(settings, "WORKERS_PACER_HEADROOM", 0.05)))
+
+    @property
+    def PACER_MAX_WAIT(self) -> float:
+        """Seconds a pacer's wait() may block; a longer queue raises PacerTimeout (the run is retried)."""
+        return float(getattr(settings, "WORKERS_PACER_MAX_WAIT", 300))
+
+    @property
+    def PACER_MAX_PAUSE(self) -> float:
+        """The longest pause a 429's Retry-After may impose on a pacer, in seconds."""
+        return float(getattr(settings, "WORKERS_PACER_MAX_PAUSE", 3600))
+
 
 app_settings = AppSettings()

@@ -53,7 +53,14 @@ def deploy(modules: list[str] | None = None) -> DeployReport:
             stale.is_active = False
             stale.save(update_fields=["is_active"])
             report.changes.append(f"- worker {stale.slug} is no longer in WORKER_MODULES: marked inactive")
-            for related in (stale.capabilities, stale.tools, stale.syncs, stale.webhooks, stale.databases):
+            for related in (
+                stale.capabilities,
+                stale.tools,
+                stale.syncs,
+                stale.webhooks,
+                stale.databases,
+                stale.pacers,
+            ):
                 related.filter(is_active=True).update(is_active=False)
             _unschedule(m.Sync.objects.filter(worker=stale))
         for record in m.Worker.objects.filter(is_active=True):
@@ -152,6 +159,16 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
             f"webhook {label}:{key}",
         )
     _deactivate(m.Webhook, record, worker.webhooks, report, "webhook")
+
+    for key, pacer in worker.pacers.items():
+        _upsert(
+            m.Pacer,
+            {"worker": record, "key": key},
+            {"allowed_requests": pacer.allowed_requests, "interval_ms": pacer.interval_ms, "is_active": True},
+            report,
+            f"pacer {label}:{key}",
+        )
+    _deactivate(m.Pacer, record, worker.pacers, report, "pacer")
 
 
 def _comparable(value: Any) -> Any:

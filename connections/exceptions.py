@@ -106,3 +106,11 @@ class TimeLimitExceeded(WorkersError, SoftTimeLimitExceeded):
 
     def __str__(self) -> str:  # billiard's own wraps the message in a tuple's repr
         return Exception.__str__(self)
+
+
+class PacerTimeout(RetryableError):
+    """A pacer's queue is longer than the caller may wait (WORKERS_PACER_MAX_WAIT or wait(timeout=))."""
+
+
+class PacerUnavailable(RetryableError):
+    """The shared budget of a pacer (Redis or the database) cannot be reached, or the pacer is not deployed."""

@@ -413,3 +413,30 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+
+class Pacer(models.Model):
+    """`worker.pacer(...)` as last deployed; on the database backend its row also holds the shared budget."""
+
+    worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="pacers")
+    key = models.CharField(_("key"), max_length=100)
+    allowed_requests = models.PositiveIntegerField(_("allowed requests"))
+    interval_ms = models.PositiveIntegerField(_("interval (ms)"))
+    is_active = models.BooleanField(_("active"), default=True)
+    # The budget when no Redis holds it (see connections/pacers.py), in microseconds since the epoch:
+    # the next free slot, and the end of a pause a 429 asked for.
+    next_slot_us = models.BigIntegerField(default=0)
+    paused_until_us = models.BigIntegerField(default=0)
+    # When the last `allowed_requests` (at most 1000) requests went, newest first: the window check.
+    goes = models.JSONField(default=list, blank=True)
+    # Requests per second over the last minute, {"<epoch second>": count}: pruned on every write.
+    recent = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["worker__slug", "key"]
+        constraints = [models.UniqueConstraint(fields=["worker", "key"], name="unique_pacer_per_worker")]
+        verbose_name = _("pacer")
+        verbose_name_plural = _("pacers")
+
+    def __str__(self) -> str:
+        return f"{self.worker.slug}:{self.key}"

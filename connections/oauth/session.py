@@ -9,7 +9,7 @@ import requests
 from ..conf import app_settings
 
 if TYPE_CHECKING:
-    from ..sdk.worker import OAuthCapability
+    from ..sdk.worker import OAuthCapability, Pacer
 
 
 class AuthorizedSession(requests.Session):
@@ -24,9 +24,10 @@ class AuthorizedSession(requests.Session):
     already replaced by another caller is simply reused.
     """
 
-    def __init__(self, capability: OAuthCapability) -> None:
+    def __init__(self, capability: OAuthCapability, pacer: Pacer | None = None) -> None:
         super().__init__()
         self.capability = capability
+        self.pacer = pacer  # when set, every request (a 401 retry too) waits its turn: connections/pacers.py
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         # requests waits forever by default; a worker's call to a stuck API must not. A timeout the
@@ -52,4 +53,9 @@ class AuthorizedSession(requests.Session):
     ) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         headers["Authorization"] = f"Bearer {token}"
-        return super().request(method, url, *args, headers=headers, **kwargs)
+        send = super().request
+        if self.pacer is not None:
+            from ..pacers import send_paced
+
+            return send_paced(self.pacer, lambda: send(method, url, *args, headers=headers, **kwargs))
+        return send(method, url, *args, headers=headers, **kwargs)

@@ -2,6 +2,7 @@
 
 from ..exceptions import (
     InvalidToolInputError,
+    PacerTimeout,
     ReauthorizationRequired,
     TimeLimitExceeded,
     TokenRefreshError,
@@ -9,11 +10,13 @@ from ..exceptions import (
 )
 from . import jsonschema as j
 from .properties import builder, schema
-from .worker import OAuthCapability, SecretRef, Worker
+from .worker import OAuthCapability, Pacer, SecretRef, Worker
 
 __all__ = [
     "InvalidToolInputError",
     "OAuthCapability",
+    "Pacer",
+    "PacerTimeout",
     "ReauthorizationRequired",
     "SecretRef",
     "TimeLimitExceeded",

@@ -75,17 +75,60 @@ class OAuthCapability:
 
     accessToken = access_token
 
-    def session(self) -> Any:
-        """A requests session that sends the bearer token and, on a 401, refreshes once and retries once."""
+    def session(self, pacer: Pacer | None = None) -> Any:
+        """A requests session that sends the bearer token and, on a 401, refreshes once and retries once.
+
+        With `pacer=`, every request through it waits its turn in that pacer's budget.
+        """
         from ..oauth.session import AuthorizedSession
 
-        return AuthorizedSession(self)
+        return AuthorizedSession(self, pacer=pacer)
 
     def token_extra(self) -> dict[str, Any]:
         """The rest of the provider's token response (e.g. Salesforce's instance_url)."""
         from ..oauth.tokens import token_extra
 
         return token_extra(self.worker, self.key)
+
+
+@dataclass(frozen=True)
+class Pacer:
+    """What `worker.pacer(...)` returns: call `.wait()` before each request to the API it guards.
+
+    Every process and machine of the site shares one budget per pacer (connections/pacers.py):
+    requests are spaced evenly, served in the order they asked, and a 429 pauses them all.
+    """
+
+    worker: str
+    key: str
+    allowed_requests: int
+    interval_ms: int
+
+    def wait(self, timeout: float | None = None) -> float:
+        """Block until this request may go; returns the seconds waited. PacerTimeout past `timeout`."""
+        from ..pacers import wait
+
+        return wait(self, timeout=timeout)
+
+    def try_acquire(self) -> bool:
+        """Take a slot only if one is free now; never blocks."""
+        from ..pacers import try_acquire
+
+        return try_acquire(self)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller of this pacer for `seconds` (what a 429's Retry-After asks for)."""
+        from ..pacers import pause
+
+        pause(self, seconds)
+
+    def session(self) -> Any:
+        """A requests session whose every request waits its turn and pauses the pacer on a 429."""
+        from ..pacers import PacedSession
+
+        return PacedSession(self)
+
+    tryAcquire = try_acquire
 
 
 @dataclass
@@ -177,6 +220,7 @@ class Worker:
         self.databases: dict[str, DatabaseDef] = {}
         self.syncs: dict[str, SyncDef] = {}
         self.webhooks: dict[str, WebhookDef] = {}
+        self.pacers: dict[str, Pacer] = {}
 
     def __repr__(self) -> str:
         return f"<Worker {self.slug}>"
@@ -392,6 +436,20 @@ class Worker:
             return func
 
         return register
+
+    def pacer(self, key: str, allowed_requests: int = 10, interval_ms: int = 1000) -> Pacer:
+        """Declare a request budget: at most `allowed_requests` per `interval_ms`, site-wide, evenly spaced."""
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise self._fail(str(key), "pacer key must start with a letter and use letters, digits, _ or -")
+        if key in self.pacers:
+            raise self._fail(key, f"duplicate pacer: {key} is already declared in this worker")
+        for option, value in (("allowed_requests", allowed_requests), ("interval_ms", interval_ms)):
+            # bool is an int: True requests per interval is a typo, not a budget.
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10**9:
+                raise self._fail(key, f"{option} must be a whole number from 1 to 1000000000, not {value!r}")
+        pacer = Pacer(self.slug, key, allowed_requests, interval_ms)
+        self.pacers[key] = pacer
+        return pacer
 
 
 def _is_http_url(url: str) -> bool:

@@ -196,7 +196,7 @@ def test_migration_cleans_what_sqlite_stored_before_the_fix(runner_site):
         cursor.execute("UPDATE connections_sync SET state = %s WHERE id = %s", ['["\\udbff"]', sync.pk])
     assert runner_site.manage("dumpdata", "connections").returncode != 0  # what such a site has today
 
-    migration = importlib.import_module("connections.migrations.0007_unicode")
+    migration = importlib.import_module("connections.migrations.0006_unicode")
     with connection.schema_editor(atomic=False) as editor:
         migration.clean_stored_text(apps, editor)
 

@@ -45,6 +45,6 @@ def clean_stored_text(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("connections", "0002_run_owner_and_sync_lock")]
+    dependencies = [("connections", "0005_pacers")]
 
     operations = [migrations.RunPython(clean_stored_text, migrations.RunPython.noop, elidable=True)]
