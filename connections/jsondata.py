@@ -14,10 +14,13 @@ from typing import Any
 from .conf import app_settings
 from .exceptions import InvalidJSONError
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Lone surrogates cannot be encoded as UTF-8; NUL cannot be stored by PostgreSQL (text or jsonb).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
     if text.isascii():
         return False
     try:
@@ -60,7 +63,7 @@ def check(value: Any, *, what: str, max_depth: int | None = None) -> Any:
     if kind == "depth":
         raise InvalidJSONError(f"{what} is nested more than {limit} levels deep.")
     field = f' (field "{where}")' if where else ""
-    raise InvalidJSONError(f"{what} holds text that is not valid Unicode{field}.")
+    raise InvalidJSONError(f"{what} holds a NUL character or text that is not valid Unicode{field}.")
 
 
 def loads(text: str | bytes, *, what: str, max_depth: int | None = None) -> Any:
@@ -71,7 +74,7 @@ def loads(text: str | bytes, *, what: str, max_depth: int | None = None) -> Any:
         except UnicodeDecodeError:
             raise InvalidJSONError(f"{what} is not valid UTF-8.") from None
     if _bad_text(text):
-        raise InvalidJSONError(f"{what} holds text that is not valid Unicode.")
+        raise InvalidJSONError(f"{what} holds a NUL character or text that is not valid Unicode.")
     try:
         value = json.loads(text)
     except RecursionError:
@@ -109,4 +112,4 @@ def _cleaned(value: Any) -> Any:
 
 def clean_text(text: str) -> str:
     """`text` with lone surrogates replaced, for logs and messages."""
-    return _SURROGATE.sub("\ufffd", text) if _bad_text(text) else text
+    return _UNSTORABLE.sub("\ufffd", text) if _bad_text(text) else text

@@ -113,6 +113,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=str(RUN_DIR / "static"))
+# WhiteNoise warns on every start while nothing has been collected yet; an empty folder is the same.
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed names cached for a year and gzip copies; `workers serve` collects them first.

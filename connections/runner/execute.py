@@ -12,7 +12,9 @@ from typing import Any
 
 from django.db import connection
 
+from .. import jsondata
 from ..conf import app_settings
+from ..exceptions import InvalidJSONError
 from ..models import Run, Sync
 from ..sdk.worker import local_mode
 from . import limits, runs
@@ -130,7 +132,10 @@ def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText
     fields: dict[str, Any] = {"log": scrub(_combined_log(run, log.getvalue()), worker, secrets)}
     if error is None:
         try:
-            value, truncated = encode_result(_scrub_result(result, secrets, worker))
+            # Every kind's result, webhooks' included: too deep would end in a RecursionError below.
+            value, truncated = encode_result(_scrub_result(jsondata.clean(result, what="The result"), secrets, worker))
+        except InvalidJSONError as exc:
+            error = exc
         except (TypeError, ValueError) as exc:
             error = TypeError(f"the result is not JSON-serialisable: {exc}")
         else:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from connections.models import Record, Run, Sync, Tool
 from tests.conftest import ROOT, csrf_from, subprocess_env
@@ -207,3 +208,28 @@ def test_migration_cleans_what_sqlite_stored_before_the_fix(runner_site):
     page = runner_site.admin_session().get(f"{runner_site.url}/admin/connections/run/{run.pk}/change/", timeout=10)
     assert page.status_code == 200
     dumpdata_ok(runner_site)
+
+
+def test_a_webhook_handler_result_nested_too_deep_fails_the_run(runner_site, celery_worker):
+    answer = requests.post(f"{runner_site.url}/webhooks/runner-test/echoDeep/", json={"depth": 5000}, timeout=10)
+
+    assert answer.status_code == 202, answer.text
+    run = wait_for_run(answer.json()["run"])
+    assert run.status == "failed" and "nested more than 64 levels deep" in run.error
+
+
+def test_nul_characters_from_worker_code_are_stored_cleaned(runner_site, celery_worker):
+    answer = runner_site.manage("workers", "exec", "nulText", "--timeout", "60")
+
+    assert answer.returncode == 0, answer.stderr[-2000:]
+    run = Run.objects.get(target="nulText")
+    assert run.status == "succeeded"
+    assert run.result == {"text": "a \ufffd NUL", "\ufffdkey": 1} and "printed \ufffd NUL" in run.log
+    page = runner_site.admin_session().get(f"{runner_site.url}/admin/connections/run/{run.pk}/change/", timeout=10)
+    assert page.status_code == 200
+
+
+def test_tool_input_with_a_nul_character_is_refused(runner_site):
+    answer = runner_site.manage("workers", "exec", "echo", "--input", '{"payload": {"t": "\\u0000"}}', "--local")
+
+    assert_one_line_error(answer, "NUL character")

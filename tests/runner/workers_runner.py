@@ -302,3 +302,19 @@ def on_checked(event: Any, context: Any) -> Any:
 def on_signed_plain(event: Any, context: Any) -> Any:
     """Signed without a timestamp header: only the body is signed."""
     return {"received": event.body}
+
+
+@worker.webhook("echoDeep")
+def on_echo_deep(event: Any, context: Any) -> Any:
+    """Returns a list nested as deep as the body asks: a handler's result goes through the same checks as a tool's."""
+    value: Any = []
+    for _ in range(int(event.body.get("depth", 1))):
+        value = [value]
+    return value
+
+
+@worker.tool("nulText", schema=j.object({}))
+def nul_text(input: dict[str, Any], context: Any) -> Any:
+    """NUL is valid Unicode, but PostgreSQL stores it in neither text nor jsonb."""
+    print("printed \x00 NUL")
+    return {"text": "a \x00 NUL", "\x00key": 1}
