@@ -153,7 +153,8 @@ CSRF_COOKIE_SECURE = PUBLIC_URL.startswith("https://")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_URL])
 
 # Celery: the embedded default is kombu's filesystem transport, which needs no server.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
+# "localhost" only quiets kombu's "No hostname was supplied" warning: the transport ignores it.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost//")
 _broker_dir = Path(env("CELERY_BROKER_DIR", default=str(RUN_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "control"):
