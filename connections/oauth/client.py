@@ -185,22 +185,23 @@ def _shut(sock: socket.socket) -> None:
         pass  # already closed
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Hands each new socket to the request's deadline, which shuts it when time is up."""
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
+        sock = super()._new_conn()  # type: ignore[misc]
         deadline = _deadline.get()
         if deadline is not None:
             deadline.watch(sock)
         return sock
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        deadline = _deadline.get()
-        if deadline is not None:
-            deadline.watch(sock)
-        return sock
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
