@@ -155,6 +155,11 @@ class AppSettings:
         return float(getattr(settings, "WORKERS_SYNC_PAGE_TIME_LIMIT", 300))
 
     @property
+    def WEBHOOK_TIME_LIMIT(self) -> float:
+        """Seconds a webhook handler may run before it is stopped (soft limit)."""
+        return float(getattr(settings, "WORKERS_WEBHOOK_TIME_LIMIT", 300))
+
+    @property
     def TIME_LIMIT_GRACE(self) -> float:
         """Seconds past the soft limit at which code that did not stop is killed (the hard limit)."""
         return float(getattr(settings, "WORKERS_TIME_LIMIT_GRACE", 10))

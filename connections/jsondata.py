@@ -31,23 +31,28 @@ def _bad_text(text: str) -> bool:
 
 
 def _walk(value: Any, max_depth: int) -> tuple[str, str] | None:
-    """The first problem in `value` as (kind, where), or None. Iterative: depth cannot overflow it."""
+    """The worst problem in `value` as (kind, where), or None. Iterative: depth cannot overflow it.
+
+    Too deep wins over bad text wherever each is, so that `clean` never recurses into a value
+    deeper than the limit.
+    """
+    bad_text: tuple[str, str] | None = None
     stack: list[tuple[Any, int, str]] = [(value, 0, "")]
     while stack:
         item, depth, where = stack.pop()
         if depth > max_depth:
             return "depth", where
         if isinstance(item, str):
-            if _bad_text(item):
-                return "unicode", where
+            if bad_text is None and _bad_text(item):
+                bad_text = ("unicode", where)
         elif isinstance(item, dict):
             for key, child in item.items():
-                if isinstance(key, str) and _bad_text(key):
-                    return "unicode", where
+                if bad_text is None and isinstance(key, str) and _bad_text(key):
+                    bad_text = ("unicode", where)
                 stack.append((child, depth + 1, f"{where}.{key}" if where else str(key)))
         elif isinstance(item, (list, tuple)):
             stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
-    return None
+    return bad_text
 
 
 def check(value: Any, *, what: str, max_depth: int | None = None) -> Any:

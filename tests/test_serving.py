@@ -156,3 +156,20 @@ def test_a_chunked_body_is_read_whole(gunicorn: Server) -> None:
     assert answer.status_code == 202, answer.text
     event = WebhookEvent.objects.get(pk=answer.json()["event"])
     assert bytes(event.body) == body
+
+
+def test_a_broken_chunked_body_is_a_400_not_a_500(gunicorn: Server) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(gunicorn.url).hostname, urlsplit(gunicorn.url).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /webhooks/serving-test/slow/ HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n5\r\nhello\r\nZZ\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert "Traceback" not in gunicorn.output()

@@ -52,6 +52,7 @@ os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 # Errors that a later retry may cure (RFC 6749 5.2 plus what providers send in practice).
 RETRYABLE_OAUTH_ERRORS = {"temporarily_unavailable", "server_error", "slow_down"}
 GRANT_GONE_ERRORS = {"invalid_grant", "bad_refresh_token"}
+SCOPE_MAX_LENGTH = 2000  # Connection.granted_scope
 TOKEN_FIELDS = {"access_token", "refresh_token", "expires_in", "expires_at", "token_type", "scope"}
 # An `expires_in` outside this range (seconds) is not believed: the documented fallback applies
 # (access_token_expire_ms, else unknown). Below it every call would refresh; above it the expiry
@@ -403,6 +404,10 @@ def _check_token_fields(data: dict[str, Any], status: int) -> None:
         isinstance(scope, str) or (isinstance(scope, list) and all(isinstance(s, str) for s in scope))
     ):
         raise refuse("invalid_response", "the scope in the token response is neither text nor a list of text")
+    text = " ".join(scope) if isinstance(scope, list) else (scope or "")
+    # Stored in a 2,000-character column; PostgreSQL refuses longer text and NUL alike.
+    if len(text) > SCOPE_MAX_LENGTH or not text.isprintable():
+        raise refuse("invalid_response", "the scope in the token response is too long or holds control characters")
     if "expires_in" in data:
         seconds = expires_in_seconds(data["expires_in"])
         if seconds is None:

@@ -136,6 +136,8 @@ def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText
             value, truncated = encode_result(_scrub_result(jsondata.clean(result, what="The result"), secrets, worker))
         except InvalidJSONError as exc:
             error = exc
+        except RecursionError:
+            error = InvalidJSONError("The result is nested too deep to store.")
         except (TypeError, ValueError) as exc:
             error = TypeError(f"the result is not JSON-serialisable: {exc}")
         else:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from django.db import connections as db_connections
+
 from ..conf import app_settings
 from ..exceptions import TimeLimitExceeded
 from ..models import Run, Tool
@@ -90,11 +92,19 @@ def for_page(key: str, time_limit: float | None, page: int) -> TimeLimit:
     return TimeLimit(time_limit or app_settings.SYNC_PAGE_TIME_LIMIT, app_settings.TIME_LIMIT_GRACE, what, how)
 
 
+def for_webhook(key: str) -> TimeLimit:
+    """The limit of webhook `key`'s handler: WORKERS_WEBHOOK_TIME_LIMIT (outside callers start these runs)."""
+    how = "raise WORKERS_WEBHOOK_TIME_LIMIT"
+    return TimeLimit(app_settings.WEBHOOK_TIME_LIMIT, app_settings.TIME_LIMIT_GRACE, f"Webhook handler {key}", how)
+
+
 def for_run(run: Run) -> TimeLimit | None:
-    """The limit around a run's whole code: a tool's. A sync bounds each of its pages (runner/syncs.py)."""
+    """The limit around a run's whole code: a tool's or a webhook handler's. A sync bounds each of its pages."""
     if run.kind == Run.Kind.TOOL:
         time_limit = Tool.objects.filter(pk=run.tool_id).values_list("time_limit", flat=True).first()
         return for_tool(run.target, time_limit)
+    if run.kind == Run.Kind.WEBHOOK:
+        return for_webhook(run.target)
     return None
 
 
@@ -149,6 +159,13 @@ class Watch:
         threading.Thread(target=watchdog, name="time-limit", daemon=True).start()
         try:
             yield
+        except TimeLimitExceeded:
+            # Raised wherever the code was, possibly inside a database query: psycopg then keeps the
+            # connection busy, and recording the run would fail on it. A new one is opened on demand.
+            for conn in db_connections.all(initialized_only=True):
+                if not conn.in_atomic_block:  # an outer transaction is its owner's to end
+                    conn.close()
+            raise
         finally:
             done.set()
             self._hard_deadline = None

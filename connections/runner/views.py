@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -18,7 +18,12 @@ def _read_to_end(stream: Any) -> BodyReader:
     def read(limit: int) -> bytes:
         chunks, size = [], 0
         while size < limit:
-            chunk = stream.read(min(64 * 1024, limit - size))
+            try:
+                chunk = stream.read(min(64 * 1024, limit - size))
+            except OSError:
+                raise
+            except Exception as exc:  # the server's own parse errors (gunicorn: InvalidChunkSize, ...)
+                raise UnreadablePostError(f"malformed body: {type(exc).__name__}") from exc
             if not chunk:
                 break
             chunks.append(chunk)

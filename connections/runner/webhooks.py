@@ -25,9 +25,11 @@ from django.utils import timezone
 from .. import jsondata, registry
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError, MissingSecret, WebhookVerificationError, WorkerNotFound
+from ..logging import redact
 from ..models import Run, Webhook, WebhookEvent, WebhookRefusalCount
 from ..secrets import get_secret
 from . import runs
+from .capture import known_secrets
 from .execute import perform
 
 logger = logging.getLogger("connections.webhooks")
@@ -183,7 +185,7 @@ def _reject(
                 path=path[:300],
                 method=method[:10],
                 headers=stored_headers(headers),
-                body_size=size,
+                body_size=min(size, 2**31 - 1),  # a claimed Content-Length: PostgreSQL's integer ends there
                 status=WebhookEvent.Status.REJECTED,
                 reason=reason[:300],
             )
@@ -217,6 +219,9 @@ def receive(
     """
     headers = {k.lower(): v for k, v in headers.items()}
     request = {"path": path, "method": method, "headers": headers}
+    if not (worker.isprintable() and key.isprintable()):
+        # `<str:webhook>` lets %00 through, which PostgreSQL refuses in a query: no such webhook.
+        return _reject(404, "unknown webhook", size=content_length or 0, hook=None, **request)
     hook = Webhook.objects.select_related("worker").filter(worker__slug=worker, key=key).first()
     if hook is None or not hook.is_active or not hook.worker.is_active:
         return _reject(404, "unknown webhook", size=content_length or 0, hook=None, **request)
@@ -227,7 +232,10 @@ def receive(
     if read_body is None:
         reason = "a body without Content-Length (chunked) cannot be read by this server: send Content-Length"
         return _reject(411, reason, size=0, hook=hook, **request)
-    raw = read_body(limit + 1)
+    try:
+        raw = read_body(limit + 1)
+    except OSError:  # the sender went away, or its chunked encoding is broken (gunicorn raises IOErrors)
+        return _reject(400, "the body could not be read to its end", size=0, hook=hook, **request)
     if len(raw) > limit:
         return _reject(413, f"body is over the {limit} byte limit", size=len(raw), hook=hook, **request)
     try:
@@ -235,6 +243,11 @@ def receive(
     except WorkerNotFound:
         return _reject(404, "webhook no longer in the worker's code", size=len(raw), hook=hook, **request)
     config = definition.signature  # the code is the source of truth, as everywhere else
+    if definition.verify is not None:
+        # verify() may compare a header with one of the worker's secrets (a shared token, as GitLab
+        # sends): it sees the headers as sent, but what is stored has such values blanked.
+        secrets = known_secrets(worker)
+        request["headers"] = {name: redact(value, secrets) for name, value in headers.items()}
     digest = None
     try:
         if config:
@@ -245,7 +258,7 @@ def receive(
                 return _reject(503, reason, size=len(raw), hook=hook, **request)
             check_signature(config, secret, raw, headers, time.time())
             digest = replay_digest(worker, key, signed_payload(config, raw, headers))
-        event = Event(parse_body(raw), raw, stored_headers(headers), method, query=dict(query or {}))
+        event = Event(parse_body(raw), raw, dict(headers), method, query=dict(query or {}))
         if definition.verify is not None:
             definition.verify(event)
     except WebhookVerificationError as exc:
@@ -260,7 +273,7 @@ def receive(
                 webhook=hook,
                 path=path[:300],
                 method=method[:10],
-                headers=event.headers,
+                headers=stored_headers(request["headers"]),
                 body=raw,
                 body_size=len(raw),
                 status=WebhookEvent.Status.ACCEPTED,

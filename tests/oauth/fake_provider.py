@@ -223,6 +223,10 @@ def hostile(kind: str) -> Reply:
         return Reply(body=json.dumps({**good, "access_token": token + "\r\nX-Injected: 1"}))
     if kind == "object-token":
         return Reply(body=json.dumps({**good, "access_token": {"value": token}}))
+    if kind == "long-scope":  # more than the 2,000 characters a granted scope is stored in
+        return Reply(body=json.dumps({**good, "scope": "read " * 500}))
+    if kind == "nul-scope":  # PostgreSQL stores NUL in no text column
+        return Reply(body=json.dumps({**good, "scope": "read\u0000write"}))
     if kind == "mac":
         return Reply(body=json.dumps({**good, "token_type": "mac", "mac_key": "k", "mac_algorithm": "hmac-sha-256"}))
     if kind == "retry-after-huge":

@@ -71,6 +71,7 @@ REFUSED = {
     "newline-token": ("invalid_response", "access_token in the token response holds characters no token has"),
     "huge": ("response_too_large", "more than 65536 bytes"),
     "huge-unannounced": ("response_too_large", "more than 65536 bytes"),
+    "long-scope": ("invalid_response", "scope in the token response is too long or holds control characters"),
 }
 
 
@@ -90,6 +91,19 @@ def test_a_refresh_answer_we_cannot_use_is_refused_and_nothing_is_lost(fake, fak
     conn.refresh_from_db()
     assert conn.status == Connection.Status.REFRESH_FAILING and code in conn.last_error
     assert snapshot(conn) == before  # the refresh token is kept, nothing of the answer stored
+
+
+def test_a_nul_in_the_answer_is_an_unreadable_answer_and_nothing_is_lost(fake, fake_connected):
+    # PostgreSQL stores NUL in no text column: it must never reach one (it was a DataError there).
+    conn = fake_connected
+    before = snapshot(conn)
+    expire(conn)
+    fake.script.append(hostile("nul-scope"))
+    with pytest.raises(TokenRefreshError, match="NUL character"):
+        access_token("fake", "fakeAuth")
+    conn.refresh_from_db()
+    assert conn.status == Connection.Status.REFRESH_FAILING
+    assert snapshot(conn) == before
 
 
 @pytest.mark.parametrize("kind", ["1e30", "-100", "NaN", "Infinity", '"soon"'])

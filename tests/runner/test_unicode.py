@@ -210,8 +210,10 @@ def test_migration_cleans_what_sqlite_stored_before_the_fix(runner_site):
     dumpdata_ok(runner_site)
 
 
-def test_a_webhook_handler_result_nested_too_deep_fails_the_run(runner_site, celery_worker):
-    answer = requests.post(f"{runner_site.url}/webhooks/runner-test/echoDeep/", json={"depth": 5000}, timeout=10)
+@pytest.mark.parametrize("bad_text", [False, True], ids=["deep", "deep and bad text"])
+def test_a_webhook_handler_result_nested_too_deep_fails_the_run(runner_site, celery_worker, bad_text):
+    body = {"depth": 5000, "bad_text": bad_text}
+    answer = requests.post(f"{runner_site.url}/webhooks/runner-test/echoDeep/", json=body, timeout=10)
 
     assert answer.status_code == 202, answer.text
     run = wait_for_run(answer.json()["run"])

@@ -303,3 +303,42 @@ def test_a_body_that_is_not_json_still_reaches_the_handler_as_an_empty_dict(runn
 
     assert answer.status_code == 202
     assert wait_for_run(answer.json()["run"]).result == {"received": {}}
+
+
+# --- what review found: secrets in headers, hostile lengths and paths --------------------------
+
+
+def test_a_shared_secret_in_a_header_is_checked_in_full_but_stored_blanked(runner_site, celery_worker):
+    # 60 headers before it: verify() sees all of them, though only 50 are kept.
+    padding = {f"X-Pad-{i:02d}": "p" for i in range(60)}
+    answer = post(runner_site, "sharedToken", b"{}", {**padding, "X-Shared-Token": HOOK_SECRET})
+
+    assert answer.status_code == 202, answer.text
+    event = WebhookEvent.objects.get(pk=answer.json()["event"])
+    assert HOOK_SECRET not in json.dumps(event.headers)
+    run = wait_for_run(answer.json()["run"])
+    assert run.status == "succeeded" and HOOK_SECRET not in json.dumps(run.result)
+
+
+def test_a_huge_claimed_content_length_is_refused_and_recorded(runner_site):
+    import http.client
+    from urllib.parse import urlsplit
+
+    # http.client, not requests: requests would write the true Content-Length over the claimed one.
+    conn = http.client.HTTPConnection(urlsplit(runner_site.url).netloc, timeout=10)
+    conn.putrequest("POST", "/webhooks/runner-test/checked/")
+    conn.putheader("Content-Length", "3000000000")
+    conn.putheader("X-Token", "let-me-in")
+    conn.endheaders()
+    answer = conn.getresponse()
+
+    assert answer.status == 413
+    assert WebhookEvent.objects.get().body_size == 2**31 - 1
+
+
+@pytest.mark.parametrize("path", ["h%00x", "checked%00", "%1b%5b2J"])
+def test_a_webhook_key_with_control_characters_is_unknown(runner_site, path):
+    answer = requests.post(f"{runner_site.url}/webhooks/runner-test/{path}/", data=b"{}", timeout=10)
+
+    assert answer.status_code == 404
+    assert not WebhookEvent.objects.exists()

@@ -310,7 +310,7 @@ def on_echo_deep(event: Any, context: Any) -> Any:
     value: Any = []
     for _ in range(int(event.body.get("depth", 1))):
         value = [value]
-    return value
+    return ["bad \ud800 text", value] if event.body.get("bad_text") else value
 
 
 @worker.tool("nulText", schema=j.object({}))
@@ -318,3 +318,17 @@ def nul_text(input: dict[str, Any], context: Any) -> Any:
     """NUL is valid Unicode, but PostgreSQL stores it in neither text nor jsonb."""
     print("printed \x00 NUL")
     return {"text": "a \x00 NUL", "\x00key": 1}
+
+
+def require_shared_token(event: Any) -> None:
+    """As GitLab does: the sender puts a shared secret in a header, compared with the stored one."""
+    from connections.sdk import WebhookVerificationError
+    from connections.secrets import get_secret
+
+    if event.headers.get("x-shared-token") != get_secret("runner-test", "HOOK_SECRET"):
+        raise WebhookVerificationError("wrong X-Shared-Token")
+
+
+@worker.webhook("sharedToken", verify=require_shared_token)
+def on_shared_token(event: Any, context: Any) -> Any:
+    return {"token_seen_by_handler": event.headers.get("x-shared-token")}
