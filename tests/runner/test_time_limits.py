@@ -151,3 +151,24 @@ def test_a_local_sync_page_that_swallows_its_soft_limit_is_killed_and_frees_the_
 
     hang.unlink()
     assert "cycle complete" in command("sync", "run", "hangingSync", "--local")
+
+
+def test_a_webhook_handler_past_its_time_limit_fails(runner_site, tmp_path):
+    from connections.models import Webhook, WebhookEvent
+    from connections.runner import runs
+    from connections.tasks import handle_webhook
+
+    worker = own_worker(runner_site, tmp_path, WORKERS_WEBHOOK_TIME_LIMIT="2")
+    try:
+        hook = Webhook.objects.get(worker__slug="runner-test", key="hangs")
+        event = WebhookEvent.objects.create(
+            webhook=hook, path="/webhooks/runner-test/hangs/", method="POST", body=b"{}", body_size=2, status="accepted"
+        )
+        run = runs.create_run(Run.Kind.WEBHOOK, hook.worker, "hangs", trigger="test", webhook_event=event)
+        handle_webhook.apply_async(args=[run.pk], task_id=run.task_id, queue=QUEUE, **limits.celery_options(run))
+        run = wait_for_run(run.pk, timeout=BOUND)
+    finally:
+        worker.stop()
+    assert run.status == "failed" and run.attempts == 1
+    assert "Webhook handler hangs ran past its time limit of 2 s" in run.error
+    assert "WORKERS_WEBHOOK_TIME_LIMIT" in run.error

@@ -332,3 +332,9 @@ def require_shared_token(event: Any) -> None:
 @worker.webhook("sharedToken", verify=require_shared_token)
 def on_shared_token(event: Any, context: Any) -> Any:
     return {"token_seen_by_handler": event.headers.get("x-shared-token")}
+
+
+@worker.webhook("hangs")
+def on_hangs(event: Any, context: Any) -> Any:
+    logger.info("handler going to sleep")
+    time.sleep(3600)
