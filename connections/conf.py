@@ -216,8 +216,10 @@ class AppSettings:
 
     @property
     def BEAT_HEARTBEAT_FILE(self) -> str:
-        """A file beat touches on every tick of its scheduler (empty: none): its health check reads the age."""
-        return str(getattr(settings, "WORKERS_BEAT_HEARTBEAT_FILE", "") or "")
+        """A file beat touches on every tick of its scheduler (at least every 5 s); beat's health check
+        reads its age. Default `.run/beat.heartbeat` in the project folder; empty: none."""
+        default = str(getattr(settings, "BASE_DIR", ".")) + "/.run/beat.heartbeat"
+        return str(getattr(settings, "WORKERS_BEAT_HEARTBEAT_FILE", default) or "")
 
 
 app_settings = AppSettings()

@@ -217,7 +217,7 @@ WORKERS_PACER_HEADROOM = env.float("WORKERS_PACER_HEADROOM", default=0.05)
 WORKERS_PACER_MAX_WAIT = env.float("WORKERS_PACER_MAX_WAIT", default=300.0)
 WORKERS_PACER_MAX_PAUSE = env.float("WORKERS_PACER_MAX_PAUSE", default=3600.0)
 WORKERS_METRICS_WINDOW = env.int("WORKERS_METRICS_WINDOW", default=3600)
-WORKERS_BEAT_HEARTBEAT_FILE = env("WORKERS_BEAT_HEARTBEAT_FILE", default="")
+WORKERS_BEAT_HEARTBEAT_FILE = env("WORKERS_BEAT_HEARTBEAT_FILE", default=str(RUN_DIR / "beat.heartbeat"))
 
 # `/metrics` answers 404 while this is empty; Prometheus sends it as `Authorization: Bearer ...`.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")

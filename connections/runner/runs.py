@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,8 @@ from ..conf import app_settings
 from ..exceptions import InvalidJSONError
 from ..models import Run
 from . import limits
+
+logger = logging.getLogger("connections.runner")
 
 
 @dataclass
@@ -134,7 +137,44 @@ def claim(run_id: int) -> Run | None:
         run.heartbeat_at = now
         run.started_at = run.started_at or now
         run.save(update_fields=["status", "attempts", "owner", "heartbeat_at", "started_at"])
+    _log_start(run)
     return run
+
+
+def _log_start(run: Run) -> None:
+    fields = {"run_id": run.pk, "kind": run.kind, "worker": run.worker.slug, "target": run.target}
+    fields.update(status=run.status, attempt=run.attempts, owner=run.owner)
+    logger.info(
+        "Run %s started: %s %s/%s, attempt %s, in %s",
+        run.pk,
+        run.kind,
+        fields["worker"],
+        run.target,
+        run.attempts,
+        run.owner,
+        extra=fields,
+    )
+
+
+def _log_end(run: Run) -> None:
+    """One line per attempt's end; a retrying run logs one per attempt, then its final status."""
+    end = run.finished_at or timezone.now()
+    duration = round((end - run.started_at).total_seconds(), 3) if run.started_at else None
+    worker = run.worker.slug
+    fields = {"run_id": run.pk, "kind": run.kind, "worker": worker, "target": run.target, "status": run.status}
+    fields.update(duration=duration, attempt=run.attempts, owner=run.owner)
+    logger.log(
+        logging.WARNING if run.status == Run.Status.FAILED else logging.INFO,
+        "Run %s ended: %s %s/%s, status %s, duration %s s, in %s",
+        run.pk,
+        run.kind,
+        worker,
+        run.target,
+        run.status,
+        "-" if duration is None else f"{duration:.3f}",
+        run.owner,
+        extra=fields,
+    )
 
 
 def storable(value: Any) -> Any:
@@ -164,6 +204,8 @@ def finish(run: Run, status: str, **fields: Any) -> bool:
     updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(**values)
     for name, value in values.items():
         setattr(run, name, value)
+    if updated:
+        _log_end(run)
     return bool(updated)
 
 
