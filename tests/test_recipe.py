@@ -215,3 +215,17 @@ def test_the_procfile_runs_a_tool_and_a_webhook_and_passes_its_health_checks(sta
             stale = time.time() - 120
             os.utime(recipe_env["WORKERS_BEAT_HEARTBEAT_FILE"], (stale, stale))
         assert sh(checks[name], recipe_env).returncode != 0, name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="README.md is the lead's to edit: once the 'Many machines' section from the notes is in, drop this mark",
+)
+def test_the_readme_shows_the_procfile_as_written():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Many machines\n", 1)[1].split("\n## ", 1)[0]
+    processes, checks = procfile()
+    for name, command in processes.items():
+        assert f"{name}: {command}" in section
+    for name, command in checks.items():
+        assert command in section, name
