@@ -141,10 +141,27 @@ def claim(run_id: int) -> Run | None:
     return run
 
 
+# Runs executed in the foreground by `workers exec --local` / `workers sync run --local`: their start
+# and end lines go to DEBUG, since the command reports the outcome itself in one line. A set, not a
+# context variable: the time-limit watchdog's thread records the end too. One id per local run, and
+# such runs happen in short-lived command processes, so it stays small.
+_foreground: set[int] = set()
+
+
+def in_foreground(run_id: int) -> None:
+    """This process runs the run for a person at a terminal: its start and end log lines are DEBUG."""
+    _foreground.add(run_id)
+
+
+def _level(run: Run, level: int) -> int:
+    return logging.DEBUG if run.pk in _foreground else level
+
+
 def _log_start(run: Run) -> None:
     fields = {"run_id": run.pk, "kind": run.kind, "worker": run.worker.slug, "target": run.target}
     fields.update(status=run.status, attempt=run.attempts, owner=run.owner)
-    logger.info(
+    logger.log(
+        _level(run, logging.INFO),
         "Run %s started: %s %s/%s, attempt %s, in %s",
         run.pk,
         run.kind,
@@ -164,7 +181,7 @@ def _log_end(run: Run) -> None:
     fields = {"run_id": run.pk, "kind": run.kind, "worker": worker, "target": run.target, "status": run.status}
     fields.update(duration=duration, attempt=run.attempts, owner=run.owner)
     logger.log(
-        logging.WARNING if run.status == Run.Status.FAILED else logging.INFO,
+        _level(run, logging.WARNING if run.status == Run.Status.FAILED else logging.INFO),
         "Run %s ended: %s %s/%s, status %s, duration %s s, in %s",
         run.pk,
         run.kind,
