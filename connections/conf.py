@@ -203,5 +203,28 @@ class AppSettings:
         """The longest pause a 429's Retry-After may impose on a pacer, in seconds."""
         return float(getattr(settings, "WORKERS_PACER_MAX_PAUSE", 3600))
 
+    @property
+    def METRICS_TOKEN(self) -> str:
+        """The bearer token `/metrics` asks for; empty (the default) turns the endpoint off (404)."""
+        return str(getattr(settings, "METRICS_TOKEN", "") or "")
+
+    @property
+    def METRICS_WINDOW(self) -> int:
+        """Seconds back `/metrics` looks for the run duration and queue wait histograms (runs finished,
+        or started, that recently); bounds the rows those two queries read."""
+        return max(1, int(getattr(settings, "WORKERS_METRICS_WINDOW", 3600)))
+
+    @property
+    def LOG_FORMAT(self) -> str:
+        """`plain` (one line of text per record) or `json` (one JSON object per line), for every process."""
+        return str(getattr(settings, "LOG_FORMAT", "plain"))
+
+    @property
+    def BEAT_HEARTBEAT_FILE(self) -> str:
+        """A file beat touches on every tick of its scheduler (at least every 5 s); beat's health check
+        reads its age. Default `.run/beat.heartbeat` in the project folder; empty: none."""
+        default = str(getattr(settings, "BASE_DIR", ".")) + "/.run/beat.heartbeat"
+        return str(getattr(settings, "WORKERS_BEAT_HEARTBEAT_FILE", default) or "")
+
 
 app_settings = AppSettings()

@@ -150,4 +150,64 @@ def configure(config: dict[str, Any]) -> None:
     install()
 
 
-__all__ = ["MIN_SECRET_LENGTH", "RedactSecretsFilter", "configure", "forget_all", "install", "redact", "remember"]
+# What every LogRecord has; anything else on a record came from `extra=` and goes into the JSON line.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """`LOG_FORMAT=json`: one JSON object per line (time, level, logger, message, `extra=` fields, traceback).
+
+    The message and traceback were already cleaned by `RedactSecretsFilter` on the handler; the
+    `extra=` fields, which the plain format never shows, are cleaned here, each string on its own.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name in _RECORD_FIELDS or name.startswith("_") or name in line:
+                continue
+            line[name] = redact(value) if isinstance(value, str) else value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            line["exc_info"] = record.exc_text
+        if record.stack_info:
+            line["stack_info"] = record.stack_info
+        return json.dumps(line, default=lambda value: redact(str(value)), ensure_ascii=False)
+
+
+def use_format(name: str) -> None:
+    """Give every handler configured so far the site's formatter for `name` (`json`); `plain` leaves them be.
+
+    For the handlers Celery adds after Django configured logging (its task logger's, a --logfile's).
+    """
+    if name != "json":
+        return
+    formatter = JsonFormatter()
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers += [lg for lg in list(logging.Logger.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            if not isinstance(handler.formatter, JsonFormatter):
+                handler.setFormatter(formatter)
+
+
+__all__ = [
+    "MIN_SECRET_LENGTH",
+    "JsonFormatter",
+    "RedactSecretsFilter",
+    "configure",
+    "forget_all",
+    "install",
+    "redact",
+    "remember",
+    "use_format",
+]

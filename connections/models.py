@@ -440,3 +440,24 @@ class Pacer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker.slug}:{self.key}"
+
+
+class MetricCounter(models.Model):
+    """A counter that outlives every process (token refreshes, sync records written): `/metrics` reads it.
+
+    Kept in the database because the counting happens in Celery workers and web processes on many
+    machines, and a scrape reaches one of them; see connections/metrics.py.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    value = models.BigIntegerField(_("value"), default=0)
+
+    class Meta:
+        ordering = ["name", "label"]
+        constraints = [models.UniqueConstraint(fields=["name", "label"], name="unique_metric_counter")]
+        verbose_name = _("metric counter")
+        verbose_name_plural = _("metric counters")
+
+    def __str__(self) -> str:
+        return f"{self.name}{{{self.label}}} {self.value}"

@@ -38,3 +38,13 @@ def _redact_every_handler(**_: object) -> None:
     from connections.logging import install
 
     install()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _format_every_handler(**_: object) -> None:
+    """With LOG_FORMAT=json, Celery's own handlers write JSON lines too, like the ones Django configured."""
+    from connections.conf import app_settings
+    from connections.logging import use_format
+
+    use_format(app_settings.LOG_FORMAT)

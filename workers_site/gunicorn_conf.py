@@ -32,11 +32,15 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "connections.logging.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            # The same choice as the site's LOGGING (workers_site/settings.py), read before Django is.
+            "formatter": "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "plain",
             "filters": ["redact"],
             "stream": "ext://sys.stderr",
         },

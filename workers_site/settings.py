@@ -175,7 +175,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, touching WORKERS_BEAT_HEARTBEAT_FILE on each tick (beat's health check).
+CELERY_BEAT_SCHEDULER = "workers_site.beat:HeartbeatScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "refresh-expiring-tokens": {"task": "connections.oauth.refresh_expiring_tokens", "schedule": 60.0},
@@ -219,6 +220,11 @@ WORKERS_PACER_REDIS_URL = env("WORKERS_PACER_REDIS_URL", default="")
 WORKERS_PACER_HEADROOM = env.float("WORKERS_PACER_HEADROOM", default=0.05)
 WORKERS_PACER_MAX_WAIT = env.float("WORKERS_PACER_MAX_WAIT", default=300.0)
 WORKERS_PACER_MAX_PAUSE = env.float("WORKERS_PACER_MAX_PAUSE", default=3600.0)
+WORKERS_METRICS_WINDOW = env.int("WORKERS_METRICS_WINDOW", default=3600)
+WORKERS_BEAT_HEARTBEAT_FILE = env("WORKERS_BEAT_HEARTBEAT_FILE", default=str(RUN_DIR / "beat.heartbeat"))
+
+# `/metrics` answers 404 while this is empty; Prometheus sends it as `Authorization: Bearer ...`.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {
@@ -234,13 +240,20 @@ OAUTH2_PROVIDER = {
 # Applies LOGGING, then puts the redaction filter on every handler, Django's own (`django.server`,
 # the development server's access log) included; Celery's handlers get it in workers_site/celery.py.
 LOGGING_CONFIG = "connections.logging.configure"
+# `json`: one JSON object per line (for a log shipper); `plain`: one line of text. Every process.
+LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "connections.logging.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {

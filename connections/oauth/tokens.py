@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
+from .. import metrics
 from ..conf import app_settings
 from ..exceptions import ReauthorizationRequired, TokenRefreshError, WorkerNotFound
 from ..models import Connection
@@ -217,9 +218,11 @@ def _refresh(
             try:
                 answer = client.refresh(conn.capability, used)
             except ProviderError as exc:
+                metrics.count(metrics.TOKEN_REFRESHES, "refused" if exc.is_invalid_grant else "failed")
                 failure = _refresh_failed(conn, exc)
             else:
                 store_tokens(conn, answer, refreshed=True)
+                metrics.count(metrics.TOKEN_REFRESHES, "succeeded")
                 logger.info("Refreshed the token of %s (expires %s)", conn.capability, conn.expires_at)
                 return conn.access_token, True
     # Raised once the lock's transaction has committed, so the recorded status and error are kept.

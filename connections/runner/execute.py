@@ -61,6 +61,8 @@ def perform(
     under its time limit (a sync's pages under theirs, see syncs.py); past the hard limit this
     process records the run failed and ends (see limits.py).
     """
+    if local:
+        runs.in_foreground(run_id)
     run = runs.claim(run_id)
     if run is None:
         # Raises Run.DoesNotExist for a message that outlived its run (deleted, or another database).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -21,6 +22,8 @@ from ..conf import app_settings
 from ..exceptions import InvalidJSONError
 from ..models import Run
 from . import limits
+
+logger = logging.getLogger("connections.runner")
 
 
 @dataclass
@@ -134,7 +137,61 @@ def claim(run_id: int) -> Run | None:
         run.heartbeat_at = now
         run.started_at = run.started_at or now
         run.save(update_fields=["status", "attempts", "owner", "heartbeat_at", "started_at"])
+    _log_start(run)
     return run
+
+
+# Runs executed in the foreground by `workers exec --local` / `workers sync run --local`: their start
+# and end lines go to DEBUG, since the command reports the outcome itself in one line. A set, not a
+# context variable: the time-limit watchdog's thread records the end too. One id per local run, and
+# such runs happen in short-lived command processes, so it stays small.
+_foreground: set[int] = set()
+
+
+def in_foreground(run_id: int) -> None:
+    """This process runs the run for a person at a terminal: its start and end log lines are DEBUG."""
+    _foreground.add(run_id)
+
+
+def _level(run: Run, level: int) -> int:
+    return logging.DEBUG if run.pk in _foreground else level
+
+
+def _log_start(run: Run) -> None:
+    fields = {"run_id": run.pk, "kind": run.kind, "worker": run.worker.slug, "target": run.target}
+    fields.update(status=run.status, attempt=run.attempts, owner=run.owner)
+    logger.log(
+        _level(run, logging.INFO),
+        "Run %s started: %s %s/%s, attempt %s, in %s",
+        run.pk,
+        run.kind,
+        fields["worker"],
+        run.target,
+        run.attempts,
+        run.owner,
+        extra=fields,
+    )
+
+
+def _log_end(run: Run) -> None:
+    """One line per attempt's end; a retrying run logs one per attempt, then its final status."""
+    end = run.finished_at or timezone.now()
+    duration = round((end - run.started_at).total_seconds(), 3) if run.started_at else None
+    worker = run.worker.slug
+    fields = {"run_id": run.pk, "kind": run.kind, "worker": worker, "target": run.target, "status": run.status}
+    fields.update(duration=duration, attempt=run.attempts, owner=run.owner)
+    logger.log(
+        _level(run, logging.WARNING if run.status == Run.Status.FAILED else logging.INFO),
+        "Run %s ended: %s %s/%s, status %s, duration %s s, in %s",
+        run.pk,
+        run.kind,
+        worker,
+        run.target,
+        run.status,
+        "-" if duration is None else f"{duration:.3f}",
+        run.owner,
+        extra=fields,
+    )
 
 
 def storable(value: Any) -> Any:
@@ -164,6 +221,8 @@ def finish(run: Run, status: str, **fields: Any) -> bool:
     updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(**values)
     for name, value in values.items():
         setattr(run, name, value)
+    if updated:
+        _log_end(run)
     return bool(updated)
 
 

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .. import jsondata, registry
+from .. import jsondata, metrics, registry
 from ..conf import app_settings
 from ..exceptions import InvalidSyncResult, WorkerNotFound
 from ..models import Record, Run, Sync, SyncedDatabase
@@ -283,6 +283,8 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
                     sync.last_cycle_completed_at = timezone.now()
                     fields.append("last_cycle_completed_at")
                 sync.save(update_fields=fields)
+                for operation in metrics.RECORD_OPERATIONS:
+                    metrics.count(metrics.SYNC_RECORDS_WRITTEN, operation, counts[operation])
                 for name, count in counts.items():
                     progress[name] += count
                 progress.update(pages=progress["pages"] + 1, cycle=sync.cycle, cycle_complete=not page.has_more)
