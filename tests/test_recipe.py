@@ -217,10 +217,6 @@ def test_the_procfile_runs_a_tool_and_a_webhook_and_passes_its_health_checks(sta
         assert sh(checks[name], recipe_env).returncode != 0, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README.md is the lead's to edit: once the 'Many machines' section from the notes is in, drop this mark",
-)
 def test_the_readme_shows_the_procfile_as_written():
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Many machines\n", 1)[1].split("\n## ", 1)[0]
