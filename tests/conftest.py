@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -163,6 +164,12 @@ class CeleryWorker:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def kill_host(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as if its machine went away."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
     def stop(self, sig: int = 15) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -173,13 +180,40 @@ class CeleryWorker:
                 self.proc.wait()
 
 
+def _own_host(host: str) -> list[str]:
+    """A command prefix that runs a process under the host name `host` (its own UTS namespace).
+
+    The runner tells a process on this machine from one on another by the host name in a run's
+    owner: under its own name, a worker here is what a worker on another machine is to the others.
+    """
+    if host == socket.gethostname():
+        return []
+    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot give a worker its own host name here (unshare --uts: {probe.stderr.strip()!r})")
+    return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host]
+
+
 def start_celery_worker(
-    site_url: str, log: Path, *, concurrency: int = 2, pool: str = "prefork", queues: str = "", **env: str
+    site_url: str,
+    log: Path,
+    *,
+    concurrency: int = 2,
+    pool: str = "prefork",
+    queues: str = "",
+    node: str = "",
+    **env: str,
 ) -> CeleryWorker:
-    """Start `celery -A workers_site worker` against the test database and wait until it is ready."""
+    """Start `celery -A workers_site worker` against the test database and wait until it is ready.
+
+    `node` ("a@host1") is the worker's node name; a host part other than this machine's runs it
+    under that host name, as if on another machine. `env` may replace DATABASE_URL too.
+    """
     handle = log.open("w")
+    host = node.rpartition("@")[2] if node else ""
     proc = subprocess.Popen(
         [
+            *(_own_host(host) if host else []),
             sys.executable,
             "-m",
             "celery",
@@ -196,7 +230,7 @@ def start_celery_worker(
             "--without-mingle",
             "--without-heartbeat",
             "-n",
-            f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            node or f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
             *(["-Q", queues] if queues else []),
         ],
         cwd=ROOT,
@@ -204,6 +238,8 @@ def start_celery_worker(
         stdout=handle,
         stderr=subprocess.STDOUT,
         text=True,
+        # Its own process group, so kill_host() can end the worker and its pool together.
+        start_new_session=True,
     )
     worker = CeleryWorker(proc, log)
     deadline = time.monotonic() + 60

@@ -85,6 +85,7 @@ def perform(
                 error = exc
     finally:
         local_mode.reset(token)
+    runs.working_connection()
     return _record(run, result, error, log)
 
 

@@ -241,13 +241,17 @@ def heartbeat(run: Run, *, overdue: Callable[[], bool] = lambda: False) -> Itera
             while not stop.wait(interval):
                 if overdue():
                     continue
-                Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(
-                    heartbeat_at=timezone.now()
-                )
-        except Exception:  # a missed heartbeat only shortens the lease; the run itself goes on
-            pass
+                try:
+                    Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception:
+                    # A missed beat only shortens the lease. The database may be back at the next one
+                    # (restarted, failed over) on a new connection: giving up here would let the lease
+                    # run out while the code goes on, and another machine would run it a second time.
+                    _close_quietly()
         finally:
-            connection.close()
+            _close_quietly()
 
     thread = threading.Thread(target=beat, name=f"run-{run.pk}-heartbeat", daemon=True)
     thread.start()
@@ -258,6 +262,24 @@ def heartbeat(run: Run, *, overdue: Callable[[], bool] = lambda: False) -> Itera
         thread.join(timeout=interval + 5)
 
 
+def _close_quietly() -> None:
+    try:
+        connection.close()
+    except Exception:  # a connection the server already dropped may fail to close; it is gone either way
+        pass
+
+
 def fresh_connection() -> None:
     """Drop a database connection that a long-lived worker process may have lost."""
     close_old_connections()
+
+
+def working_connection() -> None:
+    """Drop this thread's database connection if the server no longer answers on it.
+
+    Before an outcome is recorded: the connection that claimed the run may have died while the
+    code ran (the database restarted, a failover, an idle timeout). Recording on it would fail and
+    leave the run `running` until its lease ran out, then run it a second time.
+    """
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        _close_quietly()

@@ -72,6 +72,8 @@ class FakeProvider:
     # The resource server at /api: scripted answers, else 200 {"ok": true}; what it was sent.
     api_script: list[Reply] = field(default_factory=list)
     api_requests: list[dict[str, str]] = field(default_factory=list)
+    # While set, the token endpoint gives every request this answer (an outage: e.g. a 503).
+    down: Reply | None = None
 
     # --- behaviour of each style ------------------------------------------------------------
 
@@ -98,6 +100,8 @@ class FakeProvider:
             time.sleep(self.token_delay)
         with self.lock:
             self.token_requests.append({**form, "_accept": headers.get("accept", "")})
+            if self.down is not None:
+                return self.down
             if self.script:
                 return self.script.pop(0)
             if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
