@@ -53,7 +53,10 @@ def test_waits_are_evenly_spaced_with_no_burst_when_an_interval_starts(pacer_sit
 
     assert len(times) == 21
     # Never more than 10 in any 0.5 s, and not 10 at once when the budget is fresh: spaced out.
-    assert all(times[i + 10] - times[i] >= 0.5 for i in range(len(times) - 10))
+    # These are the times the threads noted after wait() returned, and a thread descheduled in
+    # between notes late: 10% slack for that (a burst would show as ~0, not 0.45). The HTTP
+    # acceptance test in test_pacers.py holds the strict bound on arrival times at the server.
+    assert all(times[i + 10] - times[i] >= 0.45 for i in range(len(times) - 10))
     assert times[9] - times[0] >= 9 * 0.05 * 0.9
     assert pacers.requests_last_minute("pacer-test", "spaced") == 21
 
