@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: venv run test lint format bench clean
+.PHONY: venv browser run test screenshots lint format bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,22 @@ test: venv
 	SANDBOX_PROVIDER=true \
 	CELERY_BROKER_DIR=$$broker \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the browser test (tests/browser), which the pinned playwright package drives:
+# `playwright install` would download a browser build from outside. Needs root; a no-op once installed.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "Chromium is installed at $(CHROMIUM)."; \
+	elif [ "$$(id -u)" -ne 0 ]; then \
+		echo "make browser: installing Chromium needs root: sudo apt-get install -y chromium" >&2; exit 1; \
+	else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
+
+# The browser test alone, keeping its screenshots in docs/screenshots (the README shows them).
+screenshots: browser
+	BROWSER_SCREENSHOTS=$(CURDIR)/docs/screenshots $(MAKE) test PYTEST_ARGS="tests/browser -q"
 
 lint: venv
 	$(VENV)/bin/ruff check .
