@@ -303,3 +303,12 @@ def test_a_body_that_is_not_json_still_reaches_the_handler_as_an_empty_dict(runn
 
     assert answer.status_code == 202
     assert wait_for_run(answer.json()["run"]).result == {"received": {}}
+
+
+def test_handlers_receive_the_types_the_sdk_exports(runner_site, celery_worker):
+    # Worker code annotates `event: Event, context: RunContext` from connections.sdk; the handler
+    # (on a real Celery worker) reports whether what it got is exactly those types.
+    answer = post(runner_site, "typedHook", b"{}", {"Content-Type": "application/json"})
+
+    assert answer.status_code == 202
+    assert wait_for_run(answer.json()["run"]).result == {"event": True, "context": True}
