@@ -223,7 +223,7 @@ def receive(
         definition = registry.get_webhook(worker, key)
     except WorkerNotFound:
         return _reject(404, "webhook no longer in the worker's code", size=len(raw), hook=hook, **request)
-    config = definition.signature  # the code is the source of truth, as everywhere else
+    config = hook.signature  # the deployed row, as everywhere at run time (README: one source of truth)
     digest = None
     try:
         if config:
