@@ -198,5 +198,38 @@ class AppSettings:
         """The longest pause a 429's Retry-After may impose on a pacer, in seconds."""
         return float(getattr(settings, "WORKERS_PACER_MAX_PAUSE", 3600))
 
+    @property
+    def MCP_IN_PROCESS(self) -> bool:
+        """Run MCP tool calls in the web (or `workers mcp`) process instead of on a Celery worker:
+        for one machine without a worker. Retries still wait as a worker would."""
+        return bool(getattr(settings, "WORKERS_MCP_IN_PROCESS", False))
+
+    @property
+    def MCP_CALL_TIMEOUT(self) -> float:
+        """Seconds an MCP `tools/call` waits for its run; past it the call answers a tool error naming
+        the run, which goes on (follow it with `workers runs`)."""
+        return float(getattr(settings, "WORKERS_MCP_CALL_TIMEOUT", 120))
+
+    @property
+    def MCP_QUERY_MAX_LIMIT(self) -> int:
+        """The most records one MCP database query returns (its `limit` is capped here)."""
+        return int(getattr(settings, "WORKERS_MCP_QUERY_MAX_LIMIT", 100))
+
+    @property
+    def MCP_MAX_BODY(self) -> int:
+        """Bytes an MCP request body may hold over HTTP; a larger one is answered 413 before it is parsed."""
+        return int(getattr(settings, "WORKERS_MCP_MAX_BODY", 1024 * 1024))
+
+    @property
+    def MCP_MAX_SESSIONS(self) -> int:
+        """MCP sessions one web process keeps open at once (over HTTP); more are answered 503."""
+        return int(getattr(settings, "WORKERS_MCP_MAX_SESSIONS", 1000))
+
+    @property
+    def WEB_THREADS(self) -> int:
+        """Django requests one web process (ASGI) runs at once, each in a thread with its own database
+        connection; more wait for a free one rather than opening more connections."""
+        return max(1, int(getattr(settings, "WORKERS_WEB_THREADS", 8)))
+
 
 app_settings = AppSettings()
