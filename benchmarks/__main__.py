@@ -26,10 +26,11 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from . import pacer_wait, token_hot_path
+    from . import mcp_call, pacer_wait, token_hot_path
 
     token_hot_path.run(rounds=args.rounds, calls=args.calls)
     pacer_wait.run(rounds=args.rounds, calls=args.calls)
+    mcp_call.run(rounds=args.rounds, calls=args.calls)
 
 
 if __name__ == "__main__":
