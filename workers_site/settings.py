@@ -219,7 +219,6 @@ WORKERS_MCP_IN_PROCESS = env.bool("WORKERS_MCP_IN_PROCESS", default=False)
 WORKERS_MCP_CALL_TIMEOUT = env.float("WORKERS_MCP_CALL_TIMEOUT", default=120.0)
 WORKERS_MCP_QUERY_MAX_LIMIT = env.int("WORKERS_MCP_QUERY_MAX_LIMIT", default=100)
 WORKERS_MCP_MAX_BODY = env.int("WORKERS_MCP_MAX_BODY", default=1024 * 1024)
-WORKERS_MCP_MAX_SESSIONS = env.int("WORKERS_MCP_MAX_SESSIONS", default=1000)
 WORKERS_WEB_THREADS = env.int("WORKERS_WEB_THREADS", default=env.int("GUNICORN_THREADS", default=8))
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
