@@ -144,6 +144,31 @@ def install() -> None:
                 handler.addFilter(_FILTER)
 
 
+def console_config(log_format: str, **extra: Any) -> dict[str, Any]:
+    """The one logging shape of every process: a console handler with the redaction filter, plain or JSON.
+
+    The site's LOGGING and gunicorn's `logconfig_dict` both start from it; `extra` adds root/loggers.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}},
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+            "json": {"()": "connections.logging.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["redact"],
+                "stream": "ext://sys.stderr",
+            },
+        },
+        **extra,
+    }
+
+
 def configure(config: dict[str, Any]) -> None:
     """Django's LOGGING_CONFIG: apply LOGGING, then redact on every handler, Django's own included."""
     logging.config.dictConfig(config)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from connections.logging import console_config
+
 wsgi_app = "workers_site.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -28,25 +30,11 @@ accesslog = "-"
 errorlog = "-"
 # The path without its query string: the OAuth callback's query holds the authorization code.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "connections.logging.JsonFormatter"},
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            # The same choice as the site's LOGGING (workers_site/settings.py), read before Django is.
-            "formatter": "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "plain",
-            "filters": ["redact"],
-            "stream": "ext://sys.stderr",
-        },
-    },
-    "loggers": {
+# The site's logging shape, read before Django is, so LOG_FORMAT comes from the environment here.
+logconfig_dict = console_config(
+    "json" if os.environ.get("LOG_FORMAT", "").strip().lower() == "json" else "plain",
+    loggers={
         "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
-}
+)

@@ -8,6 +8,8 @@ import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from connections.logging import console_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
 
@@ -244,23 +246,14 @@ LOGGING_CONFIG = "connections.logging.configure"
 LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "connections.logging.RedactSecretsFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "connections.logging.JsonFormatter"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]},
-    },
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {
+LOGGING = console_config(
+    LOG_FORMAT,
+    root={"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    loggers={
         # Both log request bodies and token responses at DEBUG.
         "requests_oauthlib": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
         "oauth2_provider": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
     },
-}
+)
