@@ -6,12 +6,14 @@ import os
 
 from django.test.utils import override_settings
 
+from .report import Context
 from .token_hot_path import _median_seconds
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
-def run(*, rounds: int, calls: int) -> None:
+def run(ctx: Context) -> None:
+    rounds, calls = ctx.scale(7, 2), ctx.scale(2000, 200)
     import redis
 
     from connections import pacers
@@ -21,12 +23,11 @@ def run(*, rounds: int, calls: int) -> None:
     WorkerRow.objects.get_or_create(slug="bench", defaults={"module": "bench"})
     # A budget that is always free: a million requests a millisecond never makes anyone wait.
     pacer = Worker("bench").pacer("free", allowed_requests=1_000_000, interval_ms=1)
-    print("pacer.wait() with a free budget, median of", rounds, "x", calls, "calls")
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
-        print(f"  skipped: no Redis at {REDIS_URL} ({type(exc).__name__}); set BENCH_REDIS_URL")
+        ctx.note(f"skipped: no Redis at {REDIS_URL} ({type(exc).__name__}); set BENCH_REDIS_URL")
         return
     with override_settings(WORKERS_PACER_REDIS_URL=REDIS_URL):
         pacers.reset(pacer)
@@ -34,9 +35,16 @@ def run(*, rounds: int, calls: int) -> None:
         baseline = _median_seconds(client.ping, rounds, calls)
         measured = _median_seconds(pacer.wait, rounds, calls)
         pacers.reset(pacer)
-    print(f"  baseline: one Redis round trip (PING)        1.00   ({baseline * 1e6:.0f} us)")
-    print(f"  wait() on Redis (one EVALSHA):               {measured / baseline:.2f}x baseline")
+    ctx.figure(
+        "pacer.wait() on Redis, budget free (one EVALSHA)",
+        ratio=measured / baseline,
+        baseline=f"one Redis PING ({baseline * 1e6:.0f} us)",
+    )
     with override_settings(WORKERS_PACER_REDIS_URL="", CELERY_BROKER_URL="filesystem://"):
         pacers.reset(pacer)
         database = _median_seconds(pacer.wait, rounds, max(1, calls // 10))
-    print(f"  wait() on the database (one locked update):  {database / baseline:.2f}x baseline")
+    ctx.figure(
+        "pacer.wait() on the database, budget free (one locked update)",
+        ratio=database / baseline,
+        baseline="one Redis PING",
+    )

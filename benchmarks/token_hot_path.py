@@ -12,6 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from encrypted_model_fields import fields as emf
 
+from .report import Context
+
 
 def _median_seconds(func: Callable[[], object], rounds: int, calls: int) -> float:
     samples = []
@@ -52,7 +54,8 @@ def _setup() -> int:
     return conn.pk
 
 
-def run(*, rounds: int, calls: int) -> None:
+def run(ctx: Context) -> None:
+    rounds, calls = ctx.scale(7, 2), ctx.scale(2000, 200)
     from connections.oauth.tokens import access_token
 
     pk = _setup()
@@ -72,9 +75,10 @@ def run(*, rounds: int, calls: int) -> None:
         hot_path()
     baseline = _median_seconds(floor, rounds, calls)
     measured = _median_seconds(hot_path, rounds, calls)
-    print("token hot path (valid token), median of", rounds, "x", calls, "calls")
-    print("  baseline: one indexed read + one decryption   1.00")
-    print(
-        f"  access_token():                               {measured / baseline:.2f}x baseline "
-        f"({len(queries)} query per call)"
+    ctx.figure(
+        "access_token() with a valid token",
+        ratio=measured / baseline,
+        baseline="one indexed read + one decryption",
+        target=1.5,
+        detail=f"{len(queries)} query per call, median of {rounds} x {calls} calls",
     )
