@@ -9,7 +9,7 @@ from pathlib import Path
 from .exceptions import ReauthorizationRequired, TokenRefreshError
 from .models import Connection, Secret
 from .oauth.tokens import access_token
-from .sdk.worker import oauth_env_name
+from .runtime import oauth_env_name
 
 _SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]*$")
 

@@ -30,6 +30,7 @@ from django.db import DatabaseError, connection, transaction
 
 from .conf import app_settings
 from .exceptions import PacerTimeout, PacerUnavailable
+from .runtime import is_local
 
 if TYPE_CHECKING:
     from .sdk.worker import Pacer
@@ -482,9 +483,7 @@ def _unreachable() -> tuple[type[BaseException], ...]:
 
 
 def _local_run() -> bool:
-    from .sdk.worker import local_mode
-
-    return local_mode.get()
+    return is_local()
 
 
 def _say(text: str) -> None:

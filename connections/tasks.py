@@ -44,17 +44,17 @@ class RunTask(Task):
 # acks_late: a worker killed mid-task leaves the message to be delivered again; the runner's
 # claim makes that second delivery harmless (a finished run is never executed twice). A run
 # killed at its time limit is recorded failed before its process ends, so it is not run again.
-@shared_task(base=RunTask, acks_late=True, ignore_result=True)
+@shared_task(name=runs.TASK_NAMES[Run.Kind.TOOL], base=RunTask, acks_late=True, ignore_result=True)
 def run_tool(run_id: int) -> str:
     return _drive(execute_tool, run_id)
 
 
-@shared_task(base=RunTask, acks_late=True, ignore_result=True)
+@shared_task(name=runs.TASK_NAMES[Run.Kind.SYNC], base=RunTask, acks_late=True, ignore_result=True)
 def run_sync(run_id: int) -> str:
     return _drive(execute_sync, run_id)
 
 
-@shared_task(base=RunTask, acks_late=True, ignore_result=True)
+@shared_task(name=runs.TASK_NAMES[Run.Kind.WEBHOOK], base=RunTask, acks_late=True, ignore_result=True)
 def handle_webhook(run_id: int) -> str:
     return _drive(execute_webhook, run_id)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from ..conf import app_settings
+from ..runtime import is_local
 
 if TYPE_CHECKING:
     from ..sdk.worker import OAuthCapability, Pacer
@@ -38,10 +39,9 @@ class AuthorizedSession(requests.Session):
         response = self._send_with(token, method, url, *args, **kwargs)
         if response.status_code != 401:
             return response
-        from ..sdk.worker import local_mode
         from .tokens import connection_row, refresh_connection
 
-        if local_mode.get():
+        if is_local():
             return response  # a pulled token cannot be refreshed from here: run `workers env pull` again
         conn = connection_row(self.capability.worker, self.capability.key)
         fresh = refresh_connection(conn.pk, stale_token=token)

@@ -109,7 +109,7 @@ def capture_output(limit: int | None = None, *, echo: bool = False) -> Iterator[
 def known_secrets(worker_slug: str) -> list[str]:
     """Values that must never be stored in a run: the worker's secrets and its tokens."""
     from ..models import Connection, Secret
-    from ..sdk.worker import oauth_env_name
+    from ..runtime import oauth_env_name
 
     values: list[str] = []
     try:

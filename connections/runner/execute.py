@@ -16,7 +16,7 @@ from .. import jsondata
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError
 from ..models import Run, Sync
-from ..sdk.worker import local_mode
+from ..runtime import running_locally
 from . import limits, runs
 from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets, scrub
 from .retry import next_retry
@@ -70,8 +70,7 @@ def perform(
     context = runs.RunContext(run.pk, run.kind, run.worker.slug, run.target, run.attempts, local)
     result: Any = None
     error: BaseException | None = None
-    token = local_mode.set(local)
-    try:
+    with running_locally(local):
         with (
             capture_output(echo=echo) as log,
             limits.watching(lambda message, where: _hard_stop(run, log, local, message, where)) as watch,
@@ -83,8 +82,6 @@ def perform(
                     result = body(run, context)
             except Exception as exc:
                 error = exc
-    finally:
-        local_mode.reset(token)
     runs.working_connection()
     return _record(run, result, error, log)
 

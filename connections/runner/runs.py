@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from celery import current_app
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
@@ -108,16 +109,23 @@ def create_run(
     )
 
 
+# The Celery task of each kind of run, by name: connections/tasks.py registers them under these
+# names, so the runner queues them without importing the module that imports the runner.
+TASK_NAMES = {
+    Run.Kind.TOOL: "connections.tasks.run_tool",
+    Run.Kind.SYNC: "connections.tasks.run_sync",
+    Run.Kind.WEBHOOK: "connections.tasks.handle_webhook",
+}
+
+
 def send(run: Run, *, countdown: float | None = None) -> None:
     """Queue the run's Celery task once the surrounding transaction commits; the message holds the run id only."""
-    from .. import tasks
-
-    task = {Run.Kind.TOOL: tasks.run_tool, Run.Kind.SYNC: tasks.run_sync, Run.Kind.WEBHOOK: tasks.handle_webhook}[
-        run.kind
-    ]
+    name = TASK_NAMES[run.kind]
     run_id, task_id = run.pk, run.task_id
     options = limits.celery_options(run)
-    transaction.on_commit(lambda: task.apply_async(args=[run_id], task_id=task_id, countdown=countdown, **options))
+    transaction.on_commit(
+        lambda: current_app.send_task(name, args=[run_id], task_id=task_id, countdown=countdown, **options)
+    )
 
 
 def claim(run_id: int) -> Run | None:

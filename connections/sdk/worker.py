@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,14 +9,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..exceptions import WorkerDefinitionError
+from ..runtime import local_mode, oauth_env_name, pulled_token  # noqa: F401 (local_mode, oauth_env_name: their old home)
 from .properties import PROPERTY_TYPES
 
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 _SCHEDULE = re.compile(r"^(\d+)([mhd])$")
-
-# Set while a tool runs with `--local`: access_token() then prefers a pulled .env's token.
-local_mode: contextvars.ContextVar[bool] = contextvars.ContextVar("workers_local_mode", default=False)
 
 
 @dataclass(frozen=True)
@@ -35,11 +31,6 @@ class SecretRef:
         from ..secrets import get_secret
 
         return get_secret(self.worker, self.name)
-
-
-def oauth_env_name(capability_name: str) -> str:
-    """The SDK's variable name for a capability's token: OAUTH_<HEX OF THE NAME>_ACCESS_TOKEN."""
-    return f"OAUTH_{capability_name.encode().hex().upper()}_ACCESS_TOKEN"
 
 
 @dataclass
@@ -62,13 +53,12 @@ class OAuthCapability:
 
     def access_token(self) -> str:
         """A valid access token, refreshed first when it is about to expire."""
-        if local_mode.get():
-            pulled = os.environ.get(oauth_env_name(self.name))
-            if pulled:
-                from ..logging import remember
+        pulled = pulled_token(self.name)
+        if pulled:
+            from ..logging import remember
 
-                remember(pulled)  # stored tokens are remembered by their field; this one never was
-                return pulled
+            remember(pulled)  # stored tokens are remembered by their field; this one never was
+            return pulled
         from ..oauth.tokens import access_token
 
         return access_token(self.worker, self.key)

@@ -1,0 +1,48 @@
+"""Runtime state of this process, read by the SDK, the OAuth session, the pacers and the runner alike.
+
+It lives below all of them (it imports nothing of the package), so none of them needs another
+to know whether worker code is running with `--local`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Set while worker code runs with `--local`: a pulled .env then supplies its tokens.
+_local: contextvars.ContextVar[bool] = contextvars.ContextVar("workers_local_mode", default=False)
+# The same variable under its historical name (tests and callers that set it directly).
+local_mode = _local
+
+
+def is_local() -> bool:
+    """Whether the code running now is a `--local` run."""
+    return _local.get()
+
+
+@contextmanager
+def running_locally(local: bool) -> Iterator[None]:
+    """Mark the code run inside as local (or not), for this thread or task only."""
+    token = _local.set(local)
+    try:
+        yield
+    finally:
+        _local.reset(token)
+
+
+def oauth_env_name(capability_name: str) -> str:
+    """The SDK's variable name for a capability's token: OAUTH_<HEX OF THE NAME>_ACCESS_TOKEN."""
+    return f"OAUTH_{capability_name.encode().hex().upper()}_ACCESS_TOKEN"
+
+
+def pulled_token(capability_name: str) -> str | None:
+    """The local-mode rule, in one place: a `--local` run uses the token `workers env pull` wrote.
+
+    Such a token cannot be refreshed from here (the site holds the refresh token): None outside a
+    local run or when the environment has none, and then the stored connection is used.
+    """
+    if not _local.get():
+        return None
+    return os.environ.get(oauth_env_name(capability_name)) or None
