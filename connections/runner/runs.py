@@ -22,6 +22,7 @@ from .. import jsondata
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError
 from ..models import Run
+from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which worker code imports)
 from . import limits
 
 logger = logging.getLogger("connections.runner")
@@ -38,18 +39,6 @@ class Outcome:
     @property
     def status(self) -> str:
         return self.run.status
-
-
-@dataclass
-class RunContext:
-    """The `context` argument of tools, syncs and webhook handlers."""
-
-    run_id: int
-    kind: str
-    worker: str
-    key: str
-    attempt: int
-    local: bool = False
 
 
 def current_owner() -> str:

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidJSONError, MissingSecret, WebhookVerificationError, WorkerNotFound
 from ..logging import redact
 from ..models import Run, Webhook, WebhookEvent, WebhookRefusalCount
+from ..sdk.types import Event
 from ..secrets import get_secret
 from . import runs
 from .capture import known_secrets
@@ -38,18 +39,6 @@ logger = logging.getLogger("connections.webhooks")
 _UNSTORED_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
 _HEADER_NAME_LIMIT = 100
 _CUT_MARK = "...[cut]"
-
-
-@dataclass
-class Event:
-    """What a webhook's `verify(event)` and handler see."""
-
-    body: Any
-    raw_body: bytes
-    headers: dict[str, str]
-    method: str
-    event_id: int | None = None
-    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

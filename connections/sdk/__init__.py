@@ -1,4 +1,4 @@
-"""What worker code imports: `from connections.sdk import Worker, j, schema, builder`."""
+"""What worker code imports: `from connections.sdk import Worker, j, schema, builder` (and `RunContext`, `Event`)."""
 
 from ..exceptions import (
     InvalidToolInputError,
@@ -10,14 +10,17 @@ from ..exceptions import (
 )
 from . import jsonschema as j
 from .properties import builder, schema
+from .types import Event, RunContext
 from .worker import OAuthCapability, Pacer, SecretRef, Worker
 
 __all__ = [
+    "Event",
     "InvalidToolInputError",
     "OAuthCapability",
     "Pacer",
     "PacerTimeout",
     "ReauthorizationRequired",
+    "RunContext",
     "SecretRef",
     "TimeLimitExceeded",
     "TokenRefreshError",

@@ -135,3 +135,8 @@ def test_a_message_that_outlived_its_run_is_dropped(runner_site):
     from connections.tasks import run_tool
 
     assert run_tool.apply(args=[987654]).get() == "no such run"
+
+
+def test_a_tool_receives_the_run_context_the_sdk_exports(runner_site, celery_worker):
+    out, _ = exec_tool("typedTool")
+    assert json.loads(out) == {"context": True, "kind": "tool"}

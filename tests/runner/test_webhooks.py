@@ -342,3 +342,12 @@ def test_a_webhook_key_with_control_characters_is_unknown(runner_site, path):
 
     assert answer.status_code == 404
     assert not WebhookEvent.objects.exists()
+
+
+def test_handlers_receive_the_types_the_sdk_exports(runner_site, celery_worker):
+    # Worker code annotates `event: Event, context: RunContext` from connections.sdk; the handler
+    # (on a real Celery worker) reports whether what it got is exactly those types.
+    answer = post(runner_site, "typedHook", b"{}", {"Content-Type": "application/json"})
+
+    assert answer.status_code == 202
+    assert wait_for_run(answer.json()["run"]).result == {"event": True, "context": True}

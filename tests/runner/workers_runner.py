@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from connections.exceptions import RetryableError
-from connections.sdk import Worker, builder, j, schema
+from connections.sdk import Event, RunContext, Worker, builder, j, schema
 
 logger = logging.getLogger("runner_test_worker")
 
@@ -288,6 +288,17 @@ def require_token(event: Any) -> None:
 @worker.webhook("checked", verify=require_token)
 def on_checked(event: Any, context: Any) -> Any:
     return {"ok": True}
+
+
+@worker.webhook("typedHook")
+def on_typed(event: Event, context: RunContext) -> Any:
+    # Worker code annotates its arguments with the SDK's types: they are what the runner passes.
+    return {"event": type(event) is Event, "context": type(context) is RunContext}
+
+
+@worker.tool("typedTool", schema=j.object({}))
+def typed(input: dict[str, Any], context: RunContext) -> Any:
+    return {"context": type(context) is RunContext, "kind": context.kind}
 
 
 @worker.webhook(
