@@ -22,6 +22,7 @@ from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkersError
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
 from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
+from ..sdk.jsonschema import node_type
 
 
 class CodeDefinedAdmin(admin.ModelAdmin):
@@ -47,20 +48,6 @@ def _pre(value: Any) -> str:
 
 
 # --- the Run form of a tool, generated from its input schema -----------------------------
-
-
-def _first_type(node: dict[str, Any]) -> tuple[str | None, bool]:
-    """(JSON type, nullable) of a schema node, seeing through j.nullable()'s anyOf."""
-    if "anyOf" in node:
-        kinds = [option.get("type") for option in node["anyOf"] if isinstance(option, dict)]
-        nullable = "null" in kinds
-        rest = [kind for kind in kinds if kind != "null"]
-        return (rest[0] if len(rest) == 1 else None), nullable
-    kind = node.get("type")
-    if isinstance(kind, list):
-        rest = [k for k in kind if k != "null"]
-        return (rest[0] if len(rest) == 1 else None), "null" in kind
-    return kind, False
 
 
 class JSONInputField(forms.JSONField):
@@ -95,7 +82,7 @@ def schema_field(node: dict[str, Any], *, required: bool, label: str) -> forms.F
         if not required:
             choices.insert(0, ("", "---------"))
         return forms.TypedChoiceField(choices=choices, coerce=json.loads, empty_value=None, **common)
-    kind, _nullable = _first_type(node)
+    kind, _nullable = node_type(node)
     if kind == "string":
         return forms.CharField(min_length=node.get("minLength"), max_length=node.get("maxLength"), **common)
     if kind == "integer":

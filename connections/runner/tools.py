@@ -5,44 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 
 from .. import jsondata, registry
 from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkerNotFound
 from ..models import Run, Tool
+from ..sdk.jsonschema import validate
 from ..sdk.worker import ToolDef
 from . import runs
 from .execute import perform
-
-
-def _field_of(error: ValidationError) -> str:
-    path = ".".join(str(part) for part in error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        if missing:
-            return f"{path}.{missing[0]}" if path else str(missing[0])
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
-        extra = sorted(name for name in error.instance if name not in allowed)
-        if extra:
-            return f"{path}.{extra[0]}" if path else str(extra[0])
-    return path
-
-
-def _check(schema: dict[str, Any], value: Any, what: str) -> None:
-    error = best_match(Draft202012Validator(schema).iter_errors(value))
-    if error is None:
-        return
-    field = _field_of(error)
-    if error.validator == "required" and field:
-        reason = "is required"
-    elif error.validator == "additionalProperties" and field:
-        reason = "is not an accepted field"
-    else:
-        reason = error.message
-    where = f'field "{field}"' if field else "the value"
-    raise InvalidToolInputError(f"Invalid {what}: {where} {reason}.", field=field)
 
 
 def validate_input(tool: ToolDef, data: Any) -> Any:
@@ -55,13 +25,13 @@ def validate_input(tool: ToolDef, data: Any) -> Any:
         jsondata.check(data, what=f"The input for tool {tool.key}")
     except InvalidJSONError as exc:
         raise InvalidToolInputError(str(exc)) from None
-    _check(tool.schema, data, f"input for tool {tool.key}")
+    validate(tool.schema, data, f"input for tool {tool.key}")
     return data
 
 
 def validate_output(tool: ToolDef, value: Any) -> Any:
     if tool.output_schema is not None:
-        _check(tool.output_schema, value, f"output of tool {tool.key}")
+        validate(tool.output_schema, value, f"output of tool {tool.key}")
     return value
 
 

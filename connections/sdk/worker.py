@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from ..exceptions import WorkerDefinitionError
 from ..runtime import local_mode, oauth_env_name, pulled_token  # noqa: F401 (local_mode, oauth_env_name: their old home)
+from .jsonschema import schema_error
 from .properties import PROPERTY_TYPES
 
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,99}$")
@@ -458,12 +459,6 @@ def _check_time_limit(worker: Worker, key: str, value: Any) -> None:
 
 
 def _check_json_schema(worker: Worker, key: str, option: str, value: Any) -> None:
-    from jsonschema import Draft202012Validator
-    from jsonschema.exceptions import SchemaError
-
-    if not isinstance(value, dict):
-        raise worker._fail(key, f"{option} must be a JSON Schema object (use j.object(...))")
-    try:
-        Draft202012Validator.check_schema(value)
-    except SchemaError as exc:
-        raise worker._fail(key, f"{option} is not a valid JSON Schema: {exc.message}") from None
+    error = schema_error(value)
+    if error is not None:
+        raise worker._fail(key, f"{option} {error}")
