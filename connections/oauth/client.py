@@ -328,18 +328,28 @@ def _inspect(sent: tuple[str, ...]) -> Any:
 
 
 def _inspect_token_response(response: requests.Response) -> requests.Response:
-    """Compliance hook run before oauthlib parses: classify, check every token field, normalise to JSON."""
-    status = response.status_code
+    """Compliance hook run before oauthlib parses: the answer checked by `read_token_response`, as JSON."""
+    data = read_token_response(response.status_code, response.headers, response.content)
+    response._content = json.dumps(data).encode()
+    response.headers["Content-Type"] = "application/json"
+    response.encoding = "utf-8"
+    return response
+
+
+def read_token_response(status: int, headers: Any, raw: bytes) -> dict[str, Any]:
+    """A token endpoint's answer as checked fields, or ProviderError: classify, parse (JSON or form), check.
+
+    `raw` is the body as received (already bounded by WORKERS_TOKEN_MAX_BODY); `headers` needs `.get`.
+    """
     if status == 429 or status >= 500:
         raise ProviderError(
             "unavailable",
             "the token endpoint is unavailable",
             status=status,
             retryable=True,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(headers.get("Retry-After")),
         )
-    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    raw = response.content  # already bounded by WORKERS_TOKEN_MAX_BODY
+    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
     body = raw.decode("utf-8", errors="replace")
     data: Any = None
     if body.lstrip().startswith(("{", "[")):
@@ -366,10 +376,7 @@ def _inspect_token_response(response: requests.Response) -> requests.Response:
     if status >= 400:
         raise ProviderError("http_error", "the token endpoint refused the request", status=status)
     _check_token_fields(data, status)
-    response._content = json.dumps(data).encode()
-    response.headers["Content-Type"] = "application/json"
-    response.encoding = "utf-8"
-    return response
+    return data
 
 
 def _check_token_fields(data: dict[str, Any], status: int) -> None:

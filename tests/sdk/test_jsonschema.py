@@ -8,6 +8,8 @@ from jsonschema import Draft202012Validator, ValidationError
 from connections.exceptions import WorkerDefinitionError
 from connections.sdk import Worker, j
 
+pytestmark = pytest.mark.unit  # pure declarations and rules: no server, worker or database
+
 
 def issue_schema() -> dict:
     return j.object(

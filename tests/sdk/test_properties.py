@@ -9,6 +9,8 @@ import pytest
 from connections.sdk import Worker, builder, schema
 from connections.sdk.properties import PROPERTY_TYPES
 
+pytestmark = pytest.mark.unit  # pure declarations and rules: no server, worker or database
+
 # The property types the contract names; more may exist, none of these may be missing.
 CONTRACT_TYPES = [
     "title",

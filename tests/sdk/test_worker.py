@@ -10,6 +10,8 @@ from connections.exceptions import WorkerDefinitionError
 from connections.sdk import SecretRef, Worker, j, schema
 from connections.sdk.worker import parse_schedule
 
+pytestmark = pytest.mark.unit  # pure declarations and rules: no server, worker or database
+
 
 def oauth_options(**overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
