@@ -87,11 +87,15 @@ def forget_all() -> None:
     _seen.clear()
 
 
-def redact(text: str, values: Iterable[str] = ()) -> str:
-    """`text` with credentials blanked: remembered values, `values`, bearer headers, `key=value` pairs."""
+def redact(text: str, values: Iterable[str] = (), *, min_length: int = MIN_SECRET_LENGTH) -> str:
+    """`text` with credentials blanked: remembered values, `values`, bearer headers, `key=value` pairs.
+
+    The one redaction helper: log lines, a run's stored text (with the worker's secrets as `values`)
+    and a provider's error text (with what we sent it, down to a short authorization code).
+    """
     if not text:
         return text
-    extra = [v for v in values if v and len(v) >= MIN_SECRET_LENGTH]
+    extra = [v for v in values if v and len(v) >= min_length]
     for value in sorted(extra, key=len, reverse=True) if extra else ():
         text = text.replace(value, "[redacted]")
     for value in _seen.values():

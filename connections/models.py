@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import app_settings
 from .fields import EncryptedJSONField, EncryptedTextField
 
 
@@ -47,6 +49,43 @@ class Secret(models.Model):
         return f"{self.worker.slug}:{self.name}"
 
 
+class Health(models.TextChoices):
+    """A connection's health as the admin and `workers oauth status` show it.
+
+    `Connection.health()` decides it in Python and `OAuthCapabilityQuerySet.in_health()` as a
+    query; change both together (tests/oauth/test_health.py checks they agree).
+    """
+
+    NOT_CONNECTED = "not_connected", _("not connected")
+    CONNECTED = "connected", _("connected")
+    EXPIRING = "expiring", _("expiring")
+    REFRESH_FAILING = "refresh_failing", _("refresh failing")
+    NEEDS_REAUTH = "needs_reauth", _("needs reauthorization")
+
+
+class OAuthCapabilityQuerySet(models.QuerySet):
+    def in_health(self, state: str) -> OAuthCapabilityQuerySet:
+        """Capabilities whose connection is in `state`, as `Connection.health()` decides it."""
+        S = Connection.Status
+        now = timezone.now()
+
+        def q(**lookups: object) -> models.Q:
+            return models.Q(**{f"connection__{name}": value for name, value in lookups.items()})
+
+        expiring = q(status=S.CONNECTED, expires_at__lte=now + timedelta(seconds=app_settings.EXPIRING_WITHIN))
+        dead = q(status=S.CONNECTED, expires_at__lte=now, has_refresh_token=False)
+        conditions = {
+            Health.NOT_CONNECTED: q(isnull=True) | q(status=S.NOT_CONNECTED),
+            Health.CONNECTED: q(status=S.CONNECTED) & ~expiring,
+            Health.EXPIRING: expiring & ~dead,
+            Health.REFRESH_FAILING: q(status=S.REFRESH_FAILING),
+            Health.NEEDS_REAUTH: q(status=S.NEEDS_REAUTH) | dead,
+        }
+        if state not in conditions:
+            raise ValueError(f"unknown health state {state!r}")
+        return self.filter(conditions[state])
+
+
 class OAuthCapability(models.Model):
     """`worker.oauth(...)` as last deployed. The code is the source of truth; this is its record."""
 
@@ -69,6 +108,8 @@ class OAuthCapability(models.Model):
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = OAuthCapabilityQuerySet.as_manager()
 
     class Meta:
         ordering = ["worker__slug", "key"]
@@ -112,7 +153,37 @@ class ConnectionQuerySet(models.QuerySet):
         )
 
 
-class Connection(models.Model):
+class TokenLifetime:
+    """Freshness rules of a stored token, shared by `Connection` and the hot path's `TokenRow`.
+
+    Needs `status`, `access_token`, `expires_at`, `connected_at` and `last_refreshed_at`.
+    """
+
+    status: str
+    access_token: str
+    expires_at: datetime | None
+    connected_at: datetime | None
+    last_refreshed_at: datetime | None
+
+    def within_lifetime(self, window: timedelta) -> timedelta:
+        """`window`, but never more than half the token's lifetime, so short-lived tokens are not
+        refreshed (or reported expiring) the moment they are issued."""
+        issued = self.last_refreshed_at or self.connected_at
+        if self.expires_at and issued:
+            return min(window, (self.expires_at - issued) / 2)
+        return window
+
+    def is_fresh(self, valid_for: timedelta | None = None) -> bool:
+        """True when the stored token stays valid for `valid_for` (default: the refresh margin)."""
+        if not self.access_token or self.status in (Connection.Status.NOT_CONNECTED, Connection.Status.NEEDS_REAUTH):
+            return False
+        if self.expires_at is None:  # the provider gave no lifetime: valid until it answers 401
+            return True
+        window = timedelta(seconds=app_settings.TOKEN_REFRESH_MARGIN) if valid_for is None else valid_for
+        return self.expires_at - self.within_lifetime(window) > timezone.now()
+
+
+class Connection(TokenLifetime, models.Model):
     """The tokens of one capability. Every token is encrypted; none is ever displayed."""
 
     class Status(models.TextChoices):
@@ -147,6 +218,42 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.capability} ({self.get_status_display()})"
+
+    def health(self) -> str:
+        """A `Health` value; `expiring` is a connected token within the background refresh window."""
+        if self.status == Connection.Status.NOT_CONNECTED:
+            return Health.NOT_CONNECTED
+        if self.status in (Connection.Status.NEEDS_REAUTH, Connection.Status.REFRESH_FAILING):
+            return Health(self.status)
+        if self.expires_at is not None:
+            now = timezone.now()
+            if self.expires_at <= now:
+                # Refreshed on the next access_token(); without a refresh token only a reconnect helps.
+                return Health.EXPIRING if self.has_refresh_token else Health.NEEDS_REAUTH
+            if self.expires_at <= now + timedelta(seconds=app_settings.EXPIRING_WITHIN):
+                return Health.EXPIRING
+        return Health.CONNECTED
+
+    @staticmethod
+    def health_of(conn: Connection | None) -> str:
+        """`conn.health()`, or not connected for a capability that has no connection row."""
+        return Health.NOT_CONNECTED if conn is None else conn.health()
+
+    def forget_tokens(self) -> None:
+        """Back to not connected, every token and what came with it gone (the caller holds the refresh lock;
+        revoking at the provider first is `oauth.tokens.disconnect`)."""
+        self.status = Connection.Status.NOT_CONNECTED
+        self.access_token = ""
+        self.refresh_token = ""
+        self.has_refresh_token = False
+        self.token_type = ""
+        self.granted_scope = ""
+        self.expires_at = None
+        self.extra = None
+        self.failure_count = 0
+        self.last_error = ""
+        self.last_error_at = None
+        self.save()
 
 
 class AuthorizationAttempt(models.Model):
@@ -302,7 +409,7 @@ class Webhook(models.Model):
         return f"{self.worker.slug}:{self.key}"
 
     def get_absolute_path(self) -> str:
-        return f"/webhooks/{self.worker.slug}/{self.key}/"
+        return reverse("webhook", kwargs={"worker": self.worker.slug, "webhook": self.key})
 
 
 class WebhookEvent(models.Model):

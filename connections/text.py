@@ -1,8 +1,12 @@
-"""Text from outside (a provider's error, a description it echoes) made safe to print on a terminal."""
+"""Text for people: text from outside (a provider's error) made safe to print, times told relative to now."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.timesince import timesince, timeuntil
 
 # C0 and C1 control characters (ESC starts the sequences that recolour, retitle or rewrite a
 # terminal; C1's CSI does the same in some), DEL, and the bidirectional overrides and isolates
@@ -24,3 +28,16 @@ def printable(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text
     return _UNPRINTABLE.sub(_escape, text)
+
+
+def describe_time(value: datetime | None) -> str:
+    """ "2026-11-27 04:46:50 UTC (in 4 minutes)" for pages and the command line."""
+    if value is None:
+        return "-"
+    local = timezone.localtime(value)
+    now = timezone.now()
+    if abs((value - now).total_seconds()) < 60:
+        relative = "just now" if value <= now else "in under a minute"
+    else:
+        relative = f"in {timeuntil(value, now)}" if value > now else f"{timesince(value, now)} ago"
+    return f"{local:%Y-%m-%d %H:%M:%S %Z} ({relative})"

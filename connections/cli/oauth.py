@@ -14,11 +14,10 @@ from django.core.management.base import CommandError
 
 from ..conf import app_settings
 from ..exceptions import AuthorizationError, WorkersError
-from ..models import AuthorizationAttempt, Connection, OAuthCapability
-from ..oauth import health as h
+from ..models import AuthorizationAttempt, Connection, Health, OAuthCapability
 from ..oauth.flow import start_authorization
 from ..oauth.tokens import disconnect, refresh_connection
-from ..text import printable
+from ..text import describe_time, printable
 from . import add_worker_option, resolve_worker
 
 
@@ -97,16 +96,16 @@ def handle_status(command: Any, options: dict[str, Any]) -> None:
             conn: Connection | None = capability.connection
         except Connection.DoesNotExist:
             conn = None
-        state = h.health(conn)
+        state = Health(Connection.health_of(conn))
         expires = "-"
-        if conn is not None and state != h.NOT_CONNECTED:
-            expires = h.describe_time(conn.expires_at) if conn.expires_at else "unknown"
+        if conn is not None and state != Health.NOT_CONNECTED:
+            expires = describe_time(conn.expires_at) if conn.expires_at else "unknown"
         rows.append(
             (
                 f"{capability.worker.slug}:{capability.key}",
-                str(h.LABELS[state]),
+                str(state.label),
                 expires,
-                h.describe_time(conn.last_refreshed_at) if conn and conn.last_refreshed_at else "-",
+                describe_time(conn.last_refreshed_at) if conn and conn.last_refreshed_at else "-",
                 printable(conn.last_error if conn and conn.last_error else "-")[:120],
             )
         )
@@ -123,7 +122,7 @@ def handle_refresh(command: Any, options: dict[str, Any]) -> None:
     except WorkersError as exc:
         raise CommandError(printable(str(exc))) from None  # may quote the provider's error_description
     conn.refresh_from_db(fields=["expires_at"])
-    expires = h.describe_time(conn.expires_at) if conn.expires_at else "unknown"
+    expires = describe_time(conn.expires_at) if conn.expires_at else "unknown"
     command.stdout.write(command.style.SUCCESS(f"Refreshed {capability.key}; the new token expires {expires}."))
 
 

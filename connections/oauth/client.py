@@ -38,6 +38,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .. import jsondata
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError
+from ..logging import redact
 from ..models import OAuthCapability
 from ..retry_after import parse_retry_after
 from ..secrets import get_secret
@@ -306,20 +307,12 @@ class _BoundedOAuth2Session(OAuth2Session):
         return _bounded_request(lambda **kw: parent(method, url, *args, **kw), **kwargs)
 
 
-def scrub(text: str, sent: tuple[str, ...]) -> str:
-    """Blank what we sent (a code, a refresh token, the client secret) should a provider echo it back."""
-    for value in sent:
-        if value and len(value) >= 4:
-            text = text.replace(value, "[redacted]")
-    return text
-
-
 def _inspect(sent: tuple[str, ...]) -> Any:
     def hook(response: requests.Response) -> requests.Response:
         try:
             return _inspect_token_response(response)
         except ProviderError as exc:
-            exc.description = scrub(exc.description, sent)
+            exc.description = redact(exc.description, sent, min_length=4)
             raise ProviderError(
                 exc.error, exc.description, status=exc.status, retryable=exc.retryable, retry_after=exc.retry_after
             ) from None
@@ -484,7 +477,7 @@ def _call(capability: OAuthCapability, do: Any, sent: tuple[str, ...]) -> TokenR
     except OAuth2Error as exc:  # raised by oauthlib's own parsing
         raise ProviderError(
             exc.error or "invalid_response",
-            scrub(exc.description or "", sent),
+            redact(exc.description or "", sent, min_length=4),
             status=exc.status_code,
             retryable=(exc.error or "") in RETRYABLE_OAUTH_ERRORS,
         ) from None

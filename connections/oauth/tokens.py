@@ -21,9 +21,8 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
 from .. import metrics
-from ..conf import app_settings
 from ..exceptions import ReauthorizationRequired, TokenRefreshError, WorkerNotFound
-from ..models import Connection
+from ..models import Connection, TokenLifetime
 from . import client
 from .client import ProviderError, TokenResponse
 from .locks import refresh_lock
@@ -34,8 +33,8 @@ Status = Connection.Status
 
 
 @dataclass
-class TokenRow:
-    """The columns the hot path reads; duck-types as a Connection for `is_fresh`."""
+class TokenRow(TokenLifetime):
+    """The columns the hot path reads, with a Connection's freshness rules."""
 
     pk: int
     status: str
@@ -93,25 +92,6 @@ def _hot_read(worker: str, key: str) -> TokenRow:
     )
 
 
-def within_lifetime(conn: Connection | TokenRow, window: timedelta) -> timedelta:
-    """`window`, but never more than half the token's lifetime, so short-lived tokens are not
-    refreshed (or reported expiring) the moment they are issued."""
-    issued = conn.last_refreshed_at or conn.connected_at
-    if conn.expires_at and issued:
-        return min(window, (conn.expires_at - issued) / 2)
-    return window
-
-
-def is_fresh(conn: Connection | TokenRow, valid_for: timedelta | None = None) -> bool:
-    """True when the stored token stays valid for `valid_for` (default: the refresh margin)."""
-    if not conn.access_token or conn.status in (Status.NOT_CONNECTED, Status.NEEDS_REAUTH):
-        return False
-    if conn.expires_at is None:  # the provider gave no lifetime: valid until it answers 401
-        return True
-    window = timedelta(seconds=app_settings.TOKEN_REFRESH_MARGIN) if valid_for is None else valid_for
-    return conn.expires_at - within_lifetime(conn, window) > timezone.now()
-
-
 def connection_row(worker: str, key: str, *fields: str) -> Connection:
     conn = (
         Connection.objects.filter(capability__worker__slug=worker, capability__key=key)
@@ -129,7 +109,7 @@ def access_token(worker: str, key: str) -> str:
     The hot path is one indexed read and one decryption (`make bench` measures it).
     """
     conn = _hot_read(worker, key)
-    if is_fresh(conn):
+    if conn.is_fresh():
         return conn.access_token
     if conn.status == Status.NOT_CONNECTED:
         raise ReauthorizationRequired(key, "not connected")
@@ -190,9 +170,7 @@ def _refresh(
     failure: Exception | None = None
     with refresh_lock(connection_id, _key_of(connection_id)) as conn:
         key = conn.capability.key
-        wanted = (
-            force or not is_fresh(conn, valid_for) or (stale_token is not None and conn.access_token == stale_token)
-        )
+        wanted = force or not conn.is_fresh(valid_for) or (stale_token is not None and conn.access_token == stale_token)
         if idle_before is not None and (conn.last_refreshed_at or conn.connected_at or started) >= idle_before:
             wanted = False  # used since the caller looked: nothing to keep alive
         if not wanted:
@@ -303,18 +281,7 @@ def disconnect(connection_id: int) -> list[str]:
                 except Exception as exc:  # a missing client secret must not keep the tokens
                     problems.append(f"revoking the {hint.replace('_', ' ')} failed: {exc}")
                     break
-        conn.status = Status.NOT_CONNECTED
-        conn.access_token = ""
-        conn.refresh_token = ""
-        conn.has_refresh_token = False
-        conn.token_type = ""
-        conn.granted_scope = ""
-        conn.expires_at = None
-        conn.extra = None
-        conn.failure_count = 0
-        conn.last_error = ""
-        conn.last_error_at = None
-        conn.save()
+        conn.forget_tokens()
     return problems
 
 
@@ -331,4 +298,4 @@ def refresh_for_care(
     return "refreshed" if refreshed else "skipped"
 
 
-__all__ = ["TokenRefreshError", "access_token", "disconnect", "is_fresh", "refresh_connection", "store_tokens"]
+__all__ = ["TokenRefreshError", "access_token", "disconnect", "refresh_connection", "store_tokens"]

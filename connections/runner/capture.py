@@ -15,9 +15,7 @@ from typing import Any
 
 from ..conf import app_settings
 from ..jsondata import clean_text
-from ..logging import redact, remember
-
-_MIN_SECRET = 6
+from ..logging import MIN_SECRET_LENGTH, remember
 
 
 class BoundedText(io.TextIOBase):
@@ -121,16 +119,9 @@ def known_secrets(worker_slug: str) -> list[str]:
                 values.append(pulled)
     except Exception:  # an undecryptable value cannot leak either
         pass
-    found = sorted({v for v in values if v and len(v) >= _MIN_SECRET}, key=len, reverse=True)
+    found = sorted({v for v in values if v and len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     remember(*found)  # the worker process's own log blanks them too
     return found
-
-
-def scrub(text: str, worker_slug: str, secrets: list[str] | None = None) -> str:
-    """Blank credentials: known secret and token values, bearer headers, token query parameters."""
-    if not text:
-        return text
-    return redact(text, secrets if secrets is not None else known_secrets(worker_slug))
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:

@@ -15,10 +15,11 @@ from django.db import connection
 from .. import jsondata
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError
+from ..logging import redact
 from ..models import Run, Sync
 from ..runtime import running_locally
 from . import limits, runs
-from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets, scrub
+from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets
 from .retry import next_retry
 
 logger = logging.getLogger("connections.runner")
@@ -39,11 +40,11 @@ def _combined_log(run: Run, attempt_log: str) -> str:
     return text
 
 
-def _scrub_result(value: Any, secrets: list[str], worker: str) -> Any:
+def _scrub_result(value: Any, secrets: list[str]) -> Any:
     if not secrets or value is None:
         return value
     text = json.dumps(value, ensure_ascii=False)
-    cleaned = scrub(text, worker, secrets)
+    cleaned = redact(text, secrets)
     return value if cleaned == text else json.loads(cleaned)
 
 
@@ -93,14 +94,13 @@ def _hard_stop(run: Run, log: BoundedText, local: bool, message: str, where: str
     (its message comes back once, and the finished run is not executed again); the CLI exits 1.
     """
     try:
-        worker = run.worker.slug
-        secrets = known_secrets(worker)
+        secrets = known_secrets(run.worker.slug)
         runs.finish(
             run,
             Run.Status.FAILED,
-            error=scrub(message, worker, secrets),
-            traceback=scrub(where, worker, secrets),
-            log=scrub(_combined_log(run, log.getvalue()), worker, secrets),
+            error=redact(message, secrets),
+            traceback=redact(where, secrets),
+            log=redact(_combined_log(run, log.getvalue()), secrets),
         )
         Sync.objects.filter(running_run_id=run.pk).update(running_run=None)
     except Exception:
@@ -127,13 +127,12 @@ def record_killed(run_id: int) -> None:
 
 
 def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:
-    worker = run.worker.slug
-    secrets = known_secrets(worker)
-    fields: dict[str, Any] = {"log": scrub(_combined_log(run, log.getvalue()), worker, secrets)}
+    secrets = known_secrets(run.worker.slug)
+    fields: dict[str, Any] = {"log": redact(_combined_log(run, log.getvalue()), secrets)}
     if error is None:
         try:
             # Every kind's result, webhooks' included: too deep would end in a RecursionError below.
-            value, truncated = encode_result(_scrub_result(jsondata.clean(result, what="The result"), secrets, worker))
+            value, truncated = encode_result(_scrub_result(jsondata.clean(result, what="The result"), secrets))
         except InvalidJSONError as exc:
             error = exc
         except RecursionError:
@@ -149,11 +148,11 @@ def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText
         runs.finish(run, Run.Status.SKIPPED, error=str(error), **fields)
         return runs.Outcome(run)
     message, trace = describe_error(error)
-    fields["traceback"] = scrub(trace, worker, secrets)
+    fields["traceback"] = redact(trace, secrets)
     delay = next_retry(error, run.attempts)
     if delay is None:
-        runs.finish(run, Run.Status.FAILED, error=scrub(message, worker, secrets), **fields)
+        runs.finish(run, Run.Status.FAILED, error=redact(message, secrets), **fields)
         return runs.Outcome(run)
     note = f"{message} (attempt {run.attempts} of {app_settings.TASK_MAX_RETRIES + 1}; retrying in {delay:.1f} s)"
-    runs.finish(run, Run.Status.RETRYING, error=scrub(note, worker, secrets), **fields)
+    runs.finish(run, Run.Status.RETRYING, error=redact(note, secrets), **fields)
     return runs.Outcome(run, retry_in=delay)

@@ -1,4 +1,4 @@
-"""The health badge (a Python rule) and the admin's health filter (the same rule as a query) agree."""
+"""The health badge (`Connection.health()`) and the admin's health filter (`in_health()`, the same rule as a query) agree."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import pytest
 from django.utils import timezone
 
 from connections.deploy import deploy
-from connections.models import Connection, OAuthCapability
-from connections.oauth import health as h
+from connections.models import Connection, Health, OAuthCapability
 
 
 @pytest.mark.django_db
@@ -51,10 +50,10 @@ def test_badge_and_filter_agree_on_every_state():
     badge = {}
     for capability in OAuthCapability.objects.select_related("connection"):
         try:
-            badge[capability.pk] = h.health(capability.connection)
+            badge[capability.pk] = capability.connection.health()
         except Connection.DoesNotExist:
-            badge[capability.pk] = h.health(None)
-    assert set(badge.values()) == set(h.LABELS)  # every state is exercised
-    for state in h.LABELS:
-        filtered = set(OAuthCapability.objects.filter(h.matching(state)).values_list("pk", flat=True))
+            badge[capability.pk] = Connection.health_of(None)
+    assert set(badge.values()) == set(Health.values)  # every state is exercised
+    for state in Health.values:
+        filtered = set(OAuthCapability.objects.in_health(state).values_list("pk", flat=True))
         assert filtered == {pk for pk, s in badge.items() if s == state}, state

@@ -10,9 +10,10 @@ from io import StringIO
 from django.core.management import call_command
 from django.utils import timezone
 
+from connections.logging import redact
 from connections.models import Run, Worker
 from connections.runner import runs
-from connections.runner.capture import BoundedText, scrub
+from connections.runner.capture import BoundedText
 
 from .conftest import HOOK_SECRET
 
@@ -65,5 +66,5 @@ def test_captured_output_is_bounded_and_scrubbed():
     sink.write("0123456789 and more")
     assert sink.getvalue().startswith("0123456789\n[9 more characters")
     text = f"GET /x?access_token=abc123 Authorization: Bearer eyJhbGciOi.xyz {HOOK_SECRET}"
-    cleaned = scrub(text, "runner-test", [HOOK_SECRET])
+    cleaned = redact(text, [HOOK_SECRET])
     assert "abc123" not in cleaned and "eyJhbGciOi" not in cleaned and HOOK_SECRET not in cleaned
