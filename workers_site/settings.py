@@ -8,6 +8,7 @@ import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from connections.conf import DEFAULTS, from_environment
 from connections.logging import console_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -22,12 +23,9 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="insecure-local-only-secret-key-set-SECRET_KEY-in-production")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
-PUBLIC_URL = env("PUBLIC_URL", default="http://127.0.0.1:8000").rstrip("/")
-WORKER_MODULES = env.list(
-    "WORKER_MODULES",
-    default=["examples.sandbox", "examples.github", "examples.google", "examples.salesforce"],
-)
-SANDBOX_PROVIDER = env.bool("SANDBOX_PROVIDER", default=False)
+PUBLIC_URL = env("PUBLIC_URL", default=DEFAULTS["PUBLIC_URL"]).rstrip("/")
+WORKER_MODULES = env.list("WORKER_MODULES", default=DEFAULTS["WORKER_MODULES"])
+SANDBOX_PROVIDER = env.bool("SANDBOX_PROVIDER", default=DEFAULTS["SANDBOX_PROVIDER"])
 
 _keys = [k.strip() for k in env.list("FIELD_ENCRYPTION_KEY", default=[]) if k.strip()]
 if not _keys:
@@ -188,45 +186,12 @@ CELERY_BEAT_SCHEDULE = {
     "purge-old-runs-and-events": {"task": "connections.tasks.purge_old_records", "schedule": 3600.0},
 }
 
-# The app's own settings (connections/conf.py documents each); env names match.
-WORKERS_TOKEN_REFRESH_MARGIN = env.int("WORKERS_TOKEN_REFRESH_MARGIN", default=60)
-WORKERS_HTTP_TIMEOUT = env.float("WORKERS_HTTP_TIMEOUT", default=15.0)
-WORKERS_TOKEN_MAX_BODY = env.int("WORKERS_TOKEN_MAX_BODY", default=64 * 1024)
-WORKERS_RETRY_AFTER_MAX = env.float("WORKERS_RETRY_AFTER_MAX", default=600.0)
-WORKERS_SESSION_TIMEOUT = env.float("WORKERS_SESSION_TIMEOUT", default=30.0)
-WORKERS_STATE_TTL = env.int("WORKERS_STATE_TTL", default=600)
-WORKERS_EXPIRING_WITHIN = env.int("WORKERS_EXPIRING_WITHIN", default=300)
-WORKERS_REFRESH_IDLE_SECONDS = env.int("WORKERS_REFRESH_IDLE_SECONDS", default=24 * 3600)
-WORKERS_WEBHOOK_MAX_BODY = env.int("WORKERS_WEBHOOK_MAX_BODY", default=1024 * 1024)
-WORKERS_WEBHOOK_TOLERANCE = env.int("WORKERS_WEBHOOK_TOLERANCE", default=300)
-WORKERS_WEBHOOK_MAX_HEADERS = env.int("WORKERS_WEBHOOK_MAX_HEADERS", default=50)
-WORKERS_WEBHOOK_MAX_HEADER_LENGTH = env.int("WORKERS_WEBHOOK_MAX_HEADER_LENGTH", default=1024)
-WORKERS_WEBHOOK_MAX_REFUSALS_PER_HOUR = env.int("WORKERS_WEBHOOK_MAX_REFUSALS_PER_HOUR", default=60)
-WORKERS_RUN_RETENTION_DAYS = env.float("WORKERS_RUN_RETENTION_DAYS", default=30.0)
-WORKERS_WEBHOOK_RETENTION_DAYS = env.float("WORKERS_WEBHOOK_RETENTION_DAYS", default=30.0)
-WORKERS_PURGE_BATCH_SIZE = env.int("WORKERS_PURGE_BATCH_SIZE", default=1000)
-WORKERS_RUN_LOG_LIMIT = env.int("WORKERS_RUN_LOG_LIMIT", default=64 * 1024)
-WORKERS_RUN_RESULT_LIMIT = env.int("WORKERS_RUN_RESULT_LIMIT", default=256 * 1024)
-WORKERS_TASK_MAX_RETRIES = env.int("WORKERS_TASK_MAX_RETRIES", default=5)
-WORKERS_RETRY_BACKOFF = env.float("WORKERS_RETRY_BACKOFF", default=2.0)
-WORKERS_RETRY_BACKOFF_MAX = env.float("WORKERS_RETRY_BACKOFF_MAX", default=600.0)
-WORKERS_RUN_LEASE = env.int("WORKERS_RUN_LEASE", default=120)
-WORKERS_SYNC_MAX_PAGES = env.int("WORKERS_SYNC_MAX_PAGES", default=1000)
-WORKERS_JSON_MAX_DEPTH = env.int("WORKERS_JSON_MAX_DEPTH", default=64)
-WORKERS_TOOL_TIME_LIMIT = env.float("WORKERS_TOOL_TIME_LIMIT", default=300.0)
-WORKERS_SYNC_PAGE_TIME_LIMIT = env.float("WORKERS_SYNC_PAGE_TIME_LIMIT", default=300.0)
-WORKERS_WEBHOOK_TIME_LIMIT = env.float("WORKERS_WEBHOOK_TIME_LIMIT", default=300.0)
-WORKERS_TIME_LIMIT_GRACE = env.float("WORKERS_TIME_LIMIT_GRACE", default=10.0)
-WORKERS_LOG_REDACT_MAX_VALUES = env.int("WORKERS_LOG_REDACT_MAX_VALUES", default=1000)
-WORKERS_PACER_REDIS_URL = env("WORKERS_PACER_REDIS_URL", default="")
-WORKERS_PACER_HEADROOM = env.float("WORKERS_PACER_HEADROOM", default=0.05)
-WORKERS_PACER_MAX_WAIT = env.float("WORKERS_PACER_MAX_WAIT", default=300.0)
-WORKERS_PACER_MAX_PAUSE = env.float("WORKERS_PACER_MAX_PAUSE", default=3600.0)
-WORKERS_METRICS_WINDOW = env.int("WORKERS_METRICS_WINDOW", default=3600)
-WORKERS_BEAT_HEARTBEAT_FILE = env("WORKERS_BEAT_HEARTBEAT_FILE", default=str(RUN_DIR / "beat.heartbeat"))
+# The app's own settings, WORKERS_*: connections/conf.py holds each default and documents each;
+# every one is read from the environment under its own name.
+globals().update(from_environment(env))
 
 # `/metrics` answers 404 while this is empty; Prometheus sends it as `Authorization: Bearer ...`.
-METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_TOKEN = env("METRICS_TOKEN", default=DEFAULTS["METRICS_TOKEN"])
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {
@@ -243,7 +208,7 @@ OAUTH2_PROVIDER = {
 # the development server's access log) included; Celery's handlers get it in workers_site/celery.py.
 LOGGING_CONFIG = "connections.logging.configure"
 # `json`: one JSON object per line (for a log shipper); `plain`: one line of text. Every process.
-LOG_FORMAT = env("LOG_FORMAT", default="plain").strip().lower()
+LOG_FORMAT = env("LOG_FORMAT", default=DEFAULTS["LOG_FORMAT"]).strip().lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = console_config(
