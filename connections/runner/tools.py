@@ -15,23 +15,32 @@ from . import runs
 from .execute import perform
 
 
-def validate_input(tool: ToolDef, data: Any) -> Any:
+def _schemas(tool: Tool | ToolDef) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    if isinstance(tool, Tool):
+        return tool.input_schema or {}, tool.output_schema
+    return tool.schema, tool.output_schema
+
+
+def validate_input(tool: Tool | ToolDef, data: Any) -> Any:
     """The input, when it matches the tool's schema; InvalidToolInputError naming the field otherwise.
 
-    Depth and Unicode are checked first, for every entry point (CLI, admin, MCP, code): jsonschema
-    walks the value recursively, and a lone surrogate stored in a run breaks every page showing it.
+    The schema is the deployed row's (`Tool`), as everywhere at run time; a `ToolDef` (the code's)
+    is accepted for callers that hold one. Depth and Unicode are checked first, for every entry
+    point (CLI, admin, MCP, code): jsonschema walks the value recursively, and a lone surrogate
+    stored in a run breaks every page showing it.
     """
     try:
         jsondata.check(data, what=f"The input for tool {tool.key}")
     except InvalidJSONError as exc:
         raise InvalidToolInputError(str(exc)) from None
-    validate(tool.schema, data, f"input for tool {tool.key}")
+    validate(_schemas(tool)[0], data, f"input for tool {tool.key}")
     return data
 
 
-def validate_output(tool: ToolDef, value: Any) -> Any:
-    if tool.output_schema is not None:
-        validate(tool.output_schema, value, f"output of tool {tool.key}")
+def validate_output(tool: Tool | ToolDef, value: Any) -> Any:
+    output_schema = _schemas(tool)[1]
+    if output_schema is not None:
+        validate(output_schema, value, f"output of tool {tool.key}")
     return value
 
 
@@ -45,7 +54,8 @@ def tool_row(worker: str, key: str) -> Tool:
 def start_tool(worker: str, key: str, data: Any, *, trigger: str, send: bool = True) -> Run:
     """Validate, record a queued run and (unless `send` is false) queue its task. No run on bad input."""
     tool = tool_row(worker, key)
-    validate_input(registry.get_tool(worker, key), data)
+    registry.get_tool(worker, key)  # the code must still define it: refused now rather than failed in the run
+    validate_input(tool, data)  # against the deployed schema, the one the admin's Run form is built from
     with transaction.atomic():
         run = runs.create_run(Run.Kind.TOOL, tool.worker, key, trigger=trigger, input=data, tool=tool)
         if send:
@@ -58,10 +68,11 @@ def execute_tool(run_id: int, *, local: bool = False) -> runs.Outcome:
 
     def body(run: Run, context: runs.RunContext) -> Any:
         tool = registry.get_tool(run.worker.slug, run.target)
-        data = validate_input(tool, run.input if run.input is not None else {})
+        deployed = run.tool or tool  # runs queued before tools were linked to runs have none
+        data = validate_input(deployed, run.input if run.input is not None else {})
         # Before the output schema walks it: too deep fails the run with this message; invalid text
         # becomes U+FFFD rather than losing the whole result.
         result = jsondata.clean(tool.func(data, context), what=f"The result of tool {tool.key}")
-        return validate_output(tool, result)
+        return validate_output(deployed, result)
 
     return perform(run_id, body, local=local, echo=local)

@@ -231,7 +231,7 @@ def receive(
         definition = registry.get_webhook(worker, key)
     except WorkerNotFound:
         return _reject(404, "webhook no longer in the worker's code", size=len(raw), hook=hook, **request)
-    config = definition.signature  # the code is the source of truth, as everywhere else
+    config = hook.signature  # the deployed row, as everywhere at run time (README: one source of truth)
     if definition.verify is not None:
         # verify() may compare a header with one of the worker's secrets (a shared token, as GitLab
         # sends): it sees the headers as sent, but what is stored has such values blanked.

@@ -9,7 +9,7 @@ import pytest
 from celery.signals import before_task_publish
 from django.core.management import CommandError, call_command
 
-from connections.models import Run
+from connections.models import Run, Tool
 
 from .conftest import HOOK_SECRET, wait_for_run
 
@@ -140,3 +140,15 @@ def test_a_message_that_outlived_its_run_is_dropped(runner_site):
 def test_a_tool_receives_the_run_context_the_sdk_exports(runner_site, celery_worker):
     out, _ = exec_tool("typedTool")
     assert json.loads(out) == {"context": True, "kind": "tool"}
+
+
+def test_input_is_checked_against_the_deployed_schema_the_run_form_shows(runner_site):
+    # One source of truth at run time: the deployed row. A deploy that made "note" required (the
+    # row as the admin's Run form reads it) is what `workers exec` checks, not the imported code.
+    tool = Tool.objects.get(worker__slug="runner-test", key="add")
+    tool.input_schema = {**tool.input_schema, "required": ["a", "b", "note"]}
+    tool.save(update_fields=["input_schema"])
+
+    with pytest.raises(CommandError, match='field "note" is required'):
+        exec_tool("add", "--input", '{"a": 1, "b": 2}', "--local")
+    assert not Run.objects.exists()

@@ -13,7 +13,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import requests
 
-from connections.models import Run, WebhookEvent
+from connections.models import Run, Webhook, WebhookEvent
 
 from .conftest import HOOK_SECRET, wait_for_run
 
@@ -351,3 +351,17 @@ def test_handlers_receive_the_types_the_sdk_exports(runner_site, celery_worker):
 
     assert answer.status_code == 202
     assert wait_for_run(answer.json()["run"]).result == {"event": True, "context": True}
+
+
+def test_the_signature_is_checked_as_deployed(runner_site):
+    # One source of truth at run time: the deployed row, as OAuth reads it. A deploy that moved
+    # the signature to another header is what the request is checked against.
+    hook = Webhook.objects.get(worker__slug="runner-test", key="signed")
+    hook.signature = {**hook.signature, "header": "X-Other-Signature"}
+    hook.save(update_fields=["signature"])
+    body = b"{}"
+
+    answer = post(runner_site, "signed", body, signed_headers(body))
+
+    assert answer.status_code == 401 and "missing signature header X-Other-Signature" in answer.json()["reason"]
+    assert not Run.objects.exists()
