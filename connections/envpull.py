@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from .dotenv import name_of
 from .exceptions import ReauthorizationRequired, TokenRefreshError
 from .models import Connection, Secret
 from .oauth.tokens import access_token
@@ -40,10 +41,8 @@ def pull_env(worker: str, file: str) -> tuple[Path, list[str], list[str]]:
     path = Path(file).resolve()
     kept: list[str] = []
     if path.exists():
-        for line in path.read_text().splitlines():
-            name = line.split("=", 1)[0].strip()
-            if name not in values:
-                kept.append(line)
+        # `export NAME=` lines too: the file is read as django-environ reads it (dotenv.py).
+        kept = [line for line in path.read_text().splitlines() if name_of(line) not in values]
     lines = kept + [f"{name}={_quote(value)}" for name, value in values.items()]
     fd = os.open(path.with_name(path.name + ".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

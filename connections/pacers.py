@@ -582,7 +582,7 @@ def requests_last_minute(worker: str, key: str) -> int | None:
 
 def send_paced(pacer: Pacer, send: Callable[[], requests.Response]) -> requests.Response:
     """Send one request in its turn. A 429 with Retry-After pauses the whole pacer, then the request is sent once more."""
-    from .runner.retry import parse_retry_after
+    from .retry_after import parse_retry_after
 
     response = _send_one(pacer, send)
     if response.status_code != 429:

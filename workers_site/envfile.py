@@ -13,17 +13,13 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-
-def _name(line: str) -> str:
-    name = line.split("=", 1)[0].strip()
-    # django-environ reads `export NAME=value` lines too.
-    return name.removeprefix("export").strip() if name.startswith("export ") else name
+from connections.dotenv import names_in
 
 
 def ensure_env_file(path: Path) -> list[str]:
     """Add the missing keys to `path`, creating it with mode 0600; return the names added."""
     existing = path.read_text() if path.exists() else ""
-    names = {_name(line) for line in existing.splitlines() if "=" in line}
+    names = names_in(existing)  # as settings will read the file (`export NAME=` lines too)
     added: list[str] = []
     lines: list[str] = []
     if "SECRET_KEY" not in names and not os.environ.get("SECRET_KEY"):

@@ -133,3 +133,17 @@ def test_failures_in_a_real_process_exit_non_zero_with_one_line(manage):
     manage("workers", "env", "unset", "--worker", "github", "NEVER_SET").assert_failed_with(
         "Worker github has no secret(s) NEVER_SET."
     )
+
+
+def test_pull_replaces_export_lines_instead_of_duplicating_them(deployed, tmp_path):
+    # django-environ reads `export NAME=value`; a pull must replace such a line, not add a second
+    # NAME (which one wins would then depend on the reader).
+    workers("env", "set", "GITHUB_CLIENT_ID=fresh-id-123")
+    target = tmp_path / ".env"
+    target.write_text("# kept\nexport GITHUB_CLIENT_ID=stale\nexport OTHER=kept\n")
+
+    workers("env", "pull", "--worker", "github", "--file", str(target))
+
+    lines = target.read_text().splitlines()
+    assert [line for line in lines if "GITHUB_CLIENT_ID" in line] == ["GITHUB_CLIENT_ID=fresh-id-123"]
+    assert "# kept" in lines and "export OTHER=kept" in lines
