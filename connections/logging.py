@@ -87,11 +87,12 @@ def forget_all() -> None:
     _seen.clear()
 
 
-def redact(text: str, values: Iterable[str] = (), *, min_length: int = MIN_SECRET_LENGTH) -> str:
+def redact(text: str, values: Iterable[str] = (), *, min_length: int = MIN_SECRET_LENGTH, patterns: bool = True) -> str:
     """`text` with credentials blanked: remembered values, `values`, bearer headers, `key=value` pairs.
 
     The one redaction helper: log lines, a run's stored text (with the worker's secrets as `values`)
-    and a provider's error text (with what we sent it, down to a short authorization code).
+    and a provider's error text (with what we sent it, down to a short authorization code, and
+    `patterns=False`: its words, "token response", are no bearer header to blank).
     """
     if not text:
         return text
@@ -101,6 +102,8 @@ def redact(text: str, values: Iterable[str] = (), *, min_length: int = MIN_SECRE
     for value in _seen.values():
         if value in text:
             text = text.replace(value, "[redacted]")
+    if not patterns:
+        return text
     text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
     return _SENSITIVE.sub(lambda m: f"{m.group(1)}=[redacted]", text)
 
