@@ -1,4 +1,4 @@
-"""HTTP calls to a provider's token and revocation endpoints (requests-oauthlib), with failures classified.
+"""HTTP calls to a provider's token and revocation endpoints (oauthlib prepares and parses), with failures classified.
 
 Every failure becomes a `ProviderError` whose message is safe to show and log: the provider's
 error code and a bounded description with control characters escaped, never a raw body, a token
@@ -15,7 +15,6 @@ import ipaddress
 import json
 import logging
 import math
-import os
 import re
 import socket
 import threading
@@ -29,9 +28,9 @@ import requests
 import urllib3
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
-from oauthlib.oauth2 import OAuth2Error
+from oauthlib.common import urldecode
+from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 from requests.adapters import HTTPAdapter
-from requests_oauthlib import OAuth2Session
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -45,10 +44,6 @@ from ..secrets import get_secret
 from ..text import printable
 
 logger = logging.getLogger(__name__)
-
-# oauthlib refuses http:// outright; `check_transport` below enforces the same rule but allows
-# loopback hosts (the sandbox provider and local test servers).
-os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 # Errors that a later retry may cure (RFC 6749 5.2 plus what providers send in practice).
 RETRYABLE_OAUTH_ERRORS = {"temporarily_unavailable", "server_error", "slow_down"}
@@ -263,8 +258,8 @@ def _read_body(response: requests.Response, deadline: _Deadline, limit: int) -> 
     return b"".join(chunks)
 
 
-def _bounded_request(send: Callable[..., requests.Response], **kwargs: Any) -> requests.Response:
-    """`send(**kwargs)` streamed under one deadline, the body read whole into the response, or ProviderError."""
+def _bounded_request(send: Callable[..., requests.Response], **kwargs: Any) -> tuple[requests.Response, bytes]:
+    """`send(**kwargs)` streamed under one deadline: (response, its whole body), or ProviderError."""
     deadline = _Deadline(app_settings.HTTP_TIMEOUT)
     limit = app_settings.TOKEN_MAX_BODY
     headers = dict(kwargs.pop("headers", None) or {})
@@ -290,43 +285,36 @@ def _bounded_request(send: Callable[..., requests.Response], **kwargs: Any) -> r
         _deadline.reset(context)
         if response is not None:
             response.close()
-    response._content = body
-    response._content_consumed = True
-    return response
+    return response, body
 
 
-class _BoundedOAuth2Session(OAuth2Session):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _mount(self)
+@sensitive_variables("body", "sent")
+def _token_request(capability: OAuthCapability, client: WebApplicationClient, body: str, sent: tuple[str, ...]) -> Any:
+    """POST a token request that oauthlib prepared; the answer is checked field by field
+    (`read_token_response`) before oauthlib parses it.
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        parent = super().request
-        kwargs.pop("timeout", None)
-        kwargs.pop("stream", None)
-        return _bounded_request(lambda **kw: parent(method, url, *args, **kw), **kwargs)
-
-
-def _inspect(sent: tuple[str, ...]) -> Any:
-    def hook(response: requests.Response) -> requests.Response:
-        try:
-            return _inspect_token_response(response)
-        except ProviderError as exc:
-            exc.description = redact(exc.description, sent, min_length=4)
-            raise ProviderError(
-                exc.error, exc.description, status=exc.status, retryable=exc.retryable, retry_after=exc.retry_after
-            ) from None
-
-    return hook
-
-
-def _inspect_token_response(response: requests.Response) -> requests.Response:
-    """Compliance hook run before oauthlib parses: the answer checked by `read_token_response`, as JSON."""
-    data = read_token_response(response.status_code, response.headers, response.content)
-    response._content = json.dumps(data).encode()
-    response.headers["Content-Type"] = "application/json"
-    response.encoding = "utf-8"
-    return response
+    The POST is ours, not requests-oauthlib's `fetch_token`: that one allows http:// only through a
+    process-wide OAUTHLIB_INSECURE_TRANSPORT, and normalising an answer there means rewriting the
+    response's body in a compliance hook. `check_transport` (in `_call`) decides http:// instead:
+    loopback hosts only.
+    """
+    headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+    with _mount(requests.Session()) as session:
+        response, raw = _bounded_request(
+            lambda **kw: session.post(capability.token_endpoint, **kw), data=dict(urldecode(body)), headers=headers
+        )
+    try:
+        data = read_token_response(response.status_code, response.headers, raw)
+    except ProviderError as exc:
+        # Should a provider echo what we sent (a code, a refresh token, the client secret).
+        raise ProviderError(
+            exc.error,
+            redact(exc.description, sent, min_length=4, patterns=False),
+            status=exc.status,
+            retryable=exc.retryable,
+            retry_after=exc.retry_after,
+        ) from None
+    return client.parse_request_body_response(json.dumps(data))
 
 
 def read_token_response(status: int, headers: Any, raw: bytes) -> dict[str, Any]:
@@ -439,14 +427,6 @@ def expires_in_seconds(value: Any) -> float | None:
     return seconds
 
 
-def _session(client_id: str, sent: tuple[str, ...], redirect_uri: str | None = None) -> OAuth2Session:
-    # No scope on the session: oauthlib would raise when a provider grants a different scope.
-    session = _BoundedOAuth2Session(client_id=client_id, redirect_uri=redirect_uri)
-    session.register_compliance_hook("access_token_response", _inspect(sent))
-    session.register_compliance_hook("refresh_token_response", _inspect(sent))
-    return session
-
-
 def _to_token_response(capability: OAuthCapability, token: dict[str, Any], received_at: datetime) -> TokenResponse:
     scope = token.get("scope", "")
     if isinstance(scope, (list, tuple)):
@@ -477,7 +457,7 @@ def _call(capability: OAuthCapability, do: Any, sent: tuple[str, ...]) -> TokenR
     except OAuth2Error as exc:  # raised by oauthlib's own parsing
         raise ProviderError(
             exc.error or "invalid_response",
-            redact(exc.description or "", sent, min_length=4),
+            redact(exc.description or "", sent, min_length=4, patterns=False),
             status=exc.status_code,
             retryable=(exc.error or "") in RETRYABLE_OAUTH_ERRORS,
         ) from None
@@ -499,18 +479,14 @@ def exchange_code(capability: OAuthCapability, code: str, redirect_uri: str, cod
     """The authorization-code grant."""
     client_id, client_secret = client_credentials(capability)
     sent = (code, code_verifier, client_secret)
-    session = _session(client_id, sent, redirect_uri)
+    client = WebApplicationClient(client_id)  # no scope: oauthlib would raise when a provider grants another
     extra = {"code_verifier": code_verifier} if code_verifier else {}
 
     def do() -> dict[str, Any]:
-        return session.fetch_token(
-            capability.token_endpoint,
-            code=code,
-            client_secret=client_secret,
-            include_client_id=True,
-            timeout=app_settings.HTTP_TIMEOUT,
-            **extra,
+        body = client.prepare_request_body(
+            code=code, redirect_uri=redirect_uri, include_client_id=True, client_secret=client_secret, **extra
         )
+        return _token_request(capability, client, body, sent)
 
     return _call(capability, do, sent)
 
@@ -520,20 +496,16 @@ def refresh(capability: OAuthCapability, refresh_token: str) -> TokenResponse:
     """The refresh-token grant. A response without a refresh token yields refresh_token == ""."""
     client_id, client_secret = client_credentials(capability)
     sent = (refresh_token, client_secret)
-    session = _session(client_id, sent)
+    client = WebApplicationClient(client_id)  # no scope: oauthlib would raise when a provider grants another
 
     def do() -> dict[str, Any]:
-        token = session.refresh_token(
-            capability.token_endpoint,
-            refresh_token=refresh_token,
-            timeout=app_settings.HTTP_TIMEOUT,
-            client_id=client_id,
-            client_secret=client_secret,
+        body = client.prepare_refresh_body(
+            refresh_token=refresh_token, client_id=client_id, client_secret=client_secret
         )
-        # requests-oauthlib fills in the old refresh token when none came back; undo that so the
-        # caller knows, and keeps the stored one.
+        token = dict(_token_request(capability, client, body, sent))
+        # The same refresh token sent back is no new one: the caller keeps the stored one.
         if token.get("refresh_token") == refresh_token:
-            token = {k: v for k, v in token.items() if k != "refresh_token"}
+            del token["refresh_token"]
         return token
 
     return _call(capability, do, sent)
@@ -550,7 +522,7 @@ def revoke(capability: OAuthCapability, token: str, token_type_hint: str) -> Non
     data = {"token": token, "token_type_hint": token_type_hint, "client_id": client_id, "client_secret": client_secret}
     with _mount(requests.Session()) as session:
         try:
-            response = _bounded_request(
+            response, _ = _bounded_request(
                 lambda **kw: session.post(endpoint, **kw), data=data, headers={"Accept": "application/json"}
             )
         except requests.RequestException as exc:

@@ -15,8 +15,9 @@ from typing import Any
 
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
+from oauthlib.common import add_params_to_uri
 from oauthlib.oauth2.rfc6749.clients.base import Client as OAuthlibClient
-from requests_oauthlib import OAuth2Session
+from oauthlib.oauth2.rfc6749.utils import list_to_scope
 
 from ..conf import app_settings
 from ..exceptions import AuthorizationError, MissingSecret
@@ -71,16 +72,19 @@ def start_authorization(capability: OAuthCapability, *, origin: str, user: Any =
         raise AuthorizationError(f"Cannot connect {capability.key}: {exc.message}.", code=exc.error) from None
     state = secrets.token_urlsafe(32)
     verifier = ""
-    params: dict[str, str] = dict(capability.authorization_params or {})
+    # RFC 6749 4.1.1 in oauthlib's order; built here rather than by oauthlib's prepare_grant_uri,
+    # which allows http:// only through a process-wide OAUTHLIB_INSECURE_TRANSPORT (check_transport
+    # above decides instead: loopback hosts only).
+    query = [("response_type", "code"), ("client_id", client_id), ("redirect_uri", app_settings.REDIRECT_URL)]
+    if capability.scope.split():
+        query.append(("scope", list_to_scope(capability.scope.split())))
+    query.append(("state", state))
     if capability.use_pkce:
         helper = OAuthlibClient(client_id)
         verifier = helper.create_code_verifier(64)
-        params["code_challenge"] = helper.create_code_challenge(verifier, "S256")
-        params["code_challenge_method"] = "S256"
-    oauth = OAuth2Session(
-        client_id=client_id, redirect_uri=app_settings.REDIRECT_URL, scope=capability.scope.split() or None, state=state
-    )
-    url, _ = oauth.authorization_url(capability.authorization_endpoint, **params)
+        query += [("code_challenge", helper.create_code_challenge(verifier, "S256")), ("code_challenge_method", "S256")]
+    query += [(str(name), value) for name, value in (capability.authorization_params or {}).items() if value]
+    url = add_params_to_uri(capability.authorization_endpoint, query)
     attempt = AuthorizationAttempt.objects.create(
         capability=capability,
         state_hash=_hash(state),
