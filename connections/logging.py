@@ -87,23 +87,25 @@ def forget_all() -> None:
     _seen.clear()
 
 
-def redact(text: str, values: Iterable[str] = (), *, min_length: int = MIN_SECRET_LENGTH, patterns: bool = True) -> str:
+def redact(
+    text: str, values: Iterable[str] = (), *, min_length: int = MIN_SECRET_LENGTH, only_values: bool = False
+) -> str:
     """`text` with credentials blanked: remembered values, `values`, bearer headers, `key=value` pairs.
 
     The one redaction helper: log lines, a run's stored text (with the worker's secrets as `values`)
-    and a provider's error text (with what we sent it, down to a short authorization code, and
-    `patterns=False`: its words, "token response", are no bearer header to blank).
+    and a provider's error text (`only_values`: what we sent it, down to a short authorization
+    code; its own words, "token response", are no bearer header, and it never saw our other secrets).
     """
     if not text:
         return text
     extra = [v for v in values if v and len(v) >= min_length]
     for value in sorted(extra, key=len, reverse=True) if extra else ():
         text = text.replace(value, "[redacted]")
+    if only_values:
+        return text
     for value in _seen.values():
         if value in text:
             text = text.replace(value, "[redacted]")
-    if not patterns:
-        return text
     text = _BEARER.sub(lambda m: f"{m.group(1)} [redacted]", text)
     return _SENSITIVE.sub(lambda m: f"{m.group(1)}=[redacted]", text)
 

@@ -309,7 +309,7 @@ def _token_request(capability: OAuthCapability, client: WebApplicationClient, bo
         # Should a provider echo what we sent (a code, a refresh token, the client secret).
         raise ProviderError(
             exc.error,
-            redact(exc.description, sent, min_length=4, patterns=False),
+            redact(exc.description, sent, min_length=4, only_values=True),
             status=exc.status,
             retryable=exc.retryable,
             retry_after=exc.retry_after,
@@ -457,7 +457,7 @@ def _call(capability: OAuthCapability, do: Any, sent: tuple[str, ...]) -> TokenR
     except OAuth2Error as exc:  # raised by oauthlib's own parsing
         raise ProviderError(
             exc.error or "invalid_response",
-            redact(exc.description or "", sent, min_length=4, patterns=False),
+            redact(exc.description or "", sent, min_length=4, only_values=True),
             status=exc.status_code,
             retryable=(exc.error or "") in RETRYABLE_OAUTH_ERRORS,
         ) from None
