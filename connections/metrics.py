@@ -33,8 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFami
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from .conf import app_settings
-from .models import Connection, MetricCounter, OAuthCapability, Run, WebhookEvent
-from .oauth import health
+from .models import Connection, Health, MetricCounter, OAuthCapability, OAuthCapabilityQuerySet, Run, WebhookEvent
 
 logger = logging.getLogger("connections.metrics")
 
@@ -162,9 +161,10 @@ class DatabaseCollector:
             "OAuth capabilities of active workers by connection health, as the admin shows it.",
             labels=["health"],
         )
-        states = list(health.LABELS)
+        states = list(Health.values)
+        condition = OAuthCapabilityQuerySet.health_condition
         counts = OAuthCapability.objects.filter(is_active=True, worker__is_active=True).aggregate(
-            **{state: Count("pk", filter=health.matching(state)) for state in states}
+            **{state: Count("pk", filter=condition(state)) for state in states}
         )
         for state in states:
             family.add_metric([state], counts[state] or 0)

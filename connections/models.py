@@ -66,6 +66,11 @@ class Health(models.TextChoices):
 class OAuthCapabilityQuerySet(models.QuerySet):
     def in_health(self, state: str) -> OAuthCapabilityQuerySet:
         """Capabilities whose connection is in `state`, as `Connection.health()` decides it."""
+        return self.filter(self.health_condition(state))
+
+    @staticmethod
+    def health_condition(state: str) -> models.Q:
+        """`in_health`'s condition on a capability, also for counting every state in one query."""
         S = Connection.Status
         now = timezone.now()
 
@@ -83,7 +88,7 @@ class OAuthCapabilityQuerySet(models.QuerySet):
         }
         if state not in conditions:
             raise ValueError(f"unknown health state {state!r}")
-        return self.filter(conditions[state])
+        return conditions[state]
 
 
 class OAuthCapability(models.Model):
