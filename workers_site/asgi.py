@@ -1,4 +1,4 @@
-"""ASGI entry point: `workers_site.asgi:application`."""
+"""ASGI entry point: `workers_site.asgi:application` (`/mcp/` to the MCP server, the rest to Django)."""
 
 import os
 
@@ -6,8 +6,11 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
 
 from connections.crypto import assert_keys_can_read  # noqa: E402
+from connections.mcp.asgi import Site  # noqa: E402
 
 assert_keys_can_read()
+
+application = Site(django_application)

@@ -1,8 +1,10 @@
 """gunicorn's settings for this site: `gunicorn -c python:workers_site.gunicorn_conf`.
 
 `workers serve` uses it; an operator's own command line may add to or override any of it.
-The gthread worker suits a site whose requests wait on the database and on providers more than
-they compute. Values come from the environment (GUNICORN_* below) so one file serves every machine.
+gunicorn's own `asgi` worker runs the ASGI application: the MCP transport at /mcp/ needs ASGI
+(streamed answers, cancellation when a client goes away), and Django's views run beside it in
+threads, as many at once per process as WORKERS_WEB_THREADS (GUNICORN_THREADS), as gthread did.
+Values come from the environment (GUNICORN_* below) so one file serves every machine.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import os
 
 from connections.logging import console_config
 
-wsgi_app = "workers_site.wsgi:application"
+wsgi_app = "workers_site.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = "asgi"
+# Open connections per process (idle keep-alives and MCP streams included); Django's share is bounded apart.
+worker_connections = int(os.environ.get("GUNICORN_CONNECTIONS", "1000"))
+# The lifespan starts the MCP session manager; "on": a failure to start it stops the server.
+asgi_lifespan = "on"
 # A burst waits in the kernel's queue instead of being reset (Django's development server keeps 10).
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 # SIGTERM: stop accepting, finish the requests in flight for up to this long, then exit.

@@ -22,7 +22,11 @@ def add_arguments(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", default="8000")
     p.add_argument("--concurrency", default="2", help="Celery worker processes")
-    p.add_argument("--web-workers", default="2", help="gunicorn worker processes (8 threads each)")
+    p.add_argument(
+        "--web-workers",
+        default="2",
+        help="gunicorn worker processes (ASGI; each runs up to WORKERS_WEB_THREADS Django requests at once)",
+    )
     p.add_argument(
         "--dev", action="store_true", help="Django's development server instead of gunicorn (one request at a time)"
     )
@@ -30,7 +34,7 @@ def add_arguments(subparsers: Any) -> None:
 
 
 def web_command(python: str, host: str, port: str, *, dev: bool = False, web_workers: str = "2") -> list[str]:
-    """The web server's command line: gunicorn with the site's config, or `runserver` with --dev."""
+    """The web server's command line: gunicorn (its asgi worker: Django and /mcp/) with the site's config, or `runserver` (Django only, no /mcp/) with --dev."""
     if dev:
         return [python, "manage.py", "runserver", f"{host}:{port}", "--noreload"]
     return [

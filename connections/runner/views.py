@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -38,8 +39,8 @@ def body_source(request: HttpRequest) -> tuple[int | None, BodyReader | None]:
 
     Django reads `Content-Length` bytes and nothing else, so a chunked body would look empty. A
     server that decodes chunked bodies and ends the input stream there says so with
-    `wsgi.input_terminated` (gunicorn does): that stream is read up to the limit. runserver and the
-    test server do not: such a request is answered 411 rather than handled with an empty body.
+    `wsgi.input_terminated` (gunicorn's WSGI workers do), or an ASGI server: that stream is read up
+    to the limit. runserver and the test server do not: such a request is answered 411 rather than handled with an empty body.
     """
     declared = (request.META.get("CONTENT_LENGTH") or "").strip()
     if declared:
@@ -51,6 +52,10 @@ def body_source(request: HttpRequest) -> tuple[int | None, BodyReader | None]:
     if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         if request.META.get("wsgi.input_terminated"):
             return None, _read_to_end(request.META["wsgi.input"])
+        if isinstance(request, ASGIRequest):
+            # Under ASGI Django has received the body to its end before the view runs (the site's
+            # ASGI application caps how much: connections/mcp/asgi.py).
+            return None, _read_to_end(request)
         return None, None
     return 0, request.read
 
