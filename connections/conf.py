@@ -52,6 +52,11 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS_PACER_MAX_WAIT": 300.0,
     "WORKERS_PACER_MAX_PAUSE": 3600.0,
     "WORKERS_METRICS_WINDOW": 3600,
+    "WORKERS_MCP_IN_PROCESS": False,
+    "WORKERS_MCP_CALL_TIMEOUT": 120.0,
+    "WORKERS_MCP_QUERY_MAX_LIMIT": 100,
+    "WORKERS_MCP_MAX_BODY": 1024 * 1024,
+    "WORKERS_WEB_THREADS": 8,
     # Relative to the project folder; empty: no heartbeat file.
     "WORKERS_BEAT_HEARTBEAT_FILE": ".run/beat.heartbeat",
 }
@@ -296,6 +301,39 @@ class AppSettings:
         if value and not os.path.isabs(value):
             value = os.path.join(str(getattr(settings, "BASE_DIR", ".")), value)
         return value
+
+    @property
+    def MCP_IN_PROCESS(self) -> bool:
+        """Run MCP tool calls in the web (or `workers mcp`) process instead of on a Celery worker:
+        for one machine without a worker. Retries still wait as a worker would."""
+        return bool(_setting("WORKERS_MCP_IN_PROCESS"))
+
+    @property
+    def MCP_CALL_TIMEOUT(self) -> float:
+        """Seconds an MCP `tools/call` waits for its run; past it the call answers a tool error naming
+        the run, which goes on (follow it with `workers runs`)."""
+        return float(_setting("WORKERS_MCP_CALL_TIMEOUT"))
+
+    @property
+    def MCP_QUERY_MAX_LIMIT(self) -> int:
+        """The most records one MCP database query returns (its `limit` is capped here)."""
+        return int(_setting("WORKERS_MCP_QUERY_MAX_LIMIT"))
+
+    @property
+    def MCP_MAX_BODY(self) -> int:
+        """Bytes an MCP request body may hold over HTTP; a larger one is answered 413 before it is parsed."""
+        return int(_setting("WORKERS_MCP_MAX_BODY"))
+
+    @property
+    def MCP_MAX_SESSIONS(self) -> int:
+        """MCP sessions one web process keeps open at once (over HTTP); more are answered 503."""
+        return int(getattr(settings, "WORKERS_MCP_MAX_SESSIONS", 1000))
+
+    @property
+    def WEB_THREADS(self) -> int:
+        """Django requests one web process (ASGI) runs at once, each in a thread with its own database
+        connection; more wait for a free one rather than opening more connections."""
+        return max(1, int(_setting("WORKERS_WEB_THREADS")))
 
 
 app_settings = AppSettings()

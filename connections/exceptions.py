@@ -114,3 +114,11 @@ class PacerTimeout(RetryableError):
 
 class PacerUnavailable(RetryableError):
     """The shared budget of a pacer (Redis or the database) cannot be reached, or the pacer is not deployed."""
+
+
+class ApiKeyError(WorkersError):
+    """An MCP API key cannot be created, found or revoked as asked (duplicate name, unknown tool, ...)."""
+
+
+class InvalidApiKey(WorkersError):
+    """A bearer key that is missing, unknown, revoked or expired. The message never holds the key."""

@@ -489,6 +489,11 @@ class Run(models.Model):
         WebhookEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
     trigger = models.CharField(_("trigger"), max_length=20, blank=True)
+    # The MCP client's key for runs it started (trigger "mcp"); kept when the key is deleted, as a name.
+    api_key = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", verbose_name=_("API key")
+    )
+    api_key_name = models.CharField(_("API key name"), max_length=100, blank=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     input = models.JSONField(_("input"), null=True, blank=True)
@@ -573,3 +578,43 @@ class MetricCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{{{self.label}}} {self.value}"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self) -> ApiKeyQuerySet:
+        """Neither revoked nor expired."""
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiKey(models.Model):
+    """A bearer key for MCP clients. Only a SHA-256 of the key is stored; `prefix` identifies it in lists."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    prefix = models.CharField(_("prefix"), max_length=20, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # Empty: every worker / every tool. Tools are named as MCP clients see them ("worker__tool").
+    workers = models.JSONField(_("workers"), default=list, blank=True)
+    tools = models.JSONField(_("tools"), default=list, blank=True)
+    read_only = models.BooleanField(
+        _("read-only"), default=False, help_text=_("Only tools with the read-only hint, and database queries.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import environ
@@ -192,6 +193,9 @@ globals().update(from_environment(env))
 
 # `/metrics` answers 404 while this is empty; Prometheus sends it as `Authorization: Bearer ...`.
 METRICS_TOKEN = env("METRICS_TOKEN", default=DEFAULTS["METRICS_TOKEN"])
+# gunicorn's name for the web threads, read when WORKERS_WEB_THREADS is not set.
+if "WORKERS_WEB_THREADS" not in os.environ and "GUNICORN_THREADS" in os.environ:
+    WORKERS_WEB_THREADS = env.int("GUNICORN_THREADS")
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {

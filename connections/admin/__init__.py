@@ -1,3 +1,3 @@
 """The admin, one module per concern; importing them registers the model admins."""
 
-from . import oauth, pacers, runner, workers  # noqa: F401
+from . import mcp, oauth, pacers, runner, workers  # noqa: F401

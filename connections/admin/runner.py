@@ -327,14 +327,14 @@ class RecordAdmin(CodeDefinedAdmin):
 
 @admin.register(Run)
 class RunAdmin(CodeDefinedAdmin):
-    list_display = ["id", "kind", "target", "worker", "status", "attempts", "trigger", "queued_at", "duration_display",
-                    "short_error"]  # fmt: skip
-    list_filter = ["status", "kind", "trigger", "worker", "queued_at"]
-    search_fields = ["target", "error", "worker__slug"]
+    list_display = ["id", "kind", "target", "worker", "status", "attempts", "trigger", "api_key_name", "queued_at",
+                    "duration_display", "short_error"]  # fmt: skip
+    list_filter = ["status", "kind", "trigger", "worker", ("api_key", admin.RelatedOnlyFieldListFilter), "queued_at"]
+    search_fields = ["target", "error", "worker__slug", "api_key_name"]
     date_hierarchy = "queued_at"
     list_select_related = ["worker"]
     change_form_template = "admin/connections/run/change_form.html"
-    fields = ["kind", "worker", "target", "status", "trigger", "attempts", "queued_at", "started_at", "finished_at",
+    fields = ["kind", "worker", "target", "status", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
               "duration_display", "owner", "input_display", "result_display", "result_truncated", "progress_display",
               "error", "traceback_display", "log_display", "webhook_event"]  # fmt: skip
     readonly_fields = ["duration_display", "input_display", "result_display", "progress_display",

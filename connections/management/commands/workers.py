@@ -13,9 +13,9 @@ from connections.text import printable
 
 
 def _groups() -> list[Any]:
-    from connections.cli import deploy, env, keys, oauth, serve, setup
+    from connections.cli import deploy, env, keys, mcp, oauth, serve, setup
 
-    groups = [deploy, env, oauth, keys, setup, serve]
+    groups = [deploy, env, oauth, keys, setup, serve, mcp]
     try:  # the runner's commands (exec, sync, runs)
         from connections.cli import runner
 
