@@ -87,7 +87,7 @@ async def wait(run_id: int, report: Report | None, timeout: float) -> Run | None
     """The finished run, or None after `timeout` seconds; progress reported on each change and every few seconds."""
     deadline = time.monotonic() + timeout
     seen: tuple[Any, ...] = ()
-    step = 0
+    step = step_poll = 0
     last_report = time.monotonic()
     while True:
         run = await in_thread(_snapshot, run_id)
@@ -102,7 +102,9 @@ async def wait(run_id: int, report: Report | None, timeout: float) -> Run | None
         seen = state
         if now > deadline:
             return None
-        await anyio.sleep(_POLL)
+        # Quick at first, for the quick tools most calls are; then no more than 5 reads a second.
+        await anyio.sleep(min(_POLL, 0.005 * 2 ** min(step_poll, 10)))
+        step_poll += 1
 
 
 def _describe(run: Run) -> str:
