@@ -97,14 +97,14 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
             run = await calls.in_thread(calls.start, entry, arguments, key)
         except (InvalidToolInputError, WorkerNotFound) as exc:
             return _error(str(exc))
-        token = (ctx.meta or {}).get("progress_token")
 
         async def report(progress: float, message: str) -> None:
-            await ctx.session.send_progress_notification(token, progress, message=message)
+            # A no-op unless the client asked for progress (a progress token, in either protocol era).
+            await ctx.session.report_progress(progress, message=message)
 
         timeout = app_settings.MCP_CALL_TIMEOUT
         try:
-            finished = await calls.wait(run.pk, report if token is not None else None, timeout)
+            finished = await calls.wait(run.pk, report, timeout)
         except anyio.get_cancelled_exc_class():
             # The client cancelled the request (or went away): the run must not start after all.
             with anyio.CancelScope(shield=True):

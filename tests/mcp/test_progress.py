@@ -1,0 +1,65 @@
+"""A long tools/call reports progress, and a client that cancels it stops its run from starting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from connections.models import Run
+from tests.runner.conftest import wait_until
+
+from .conftest import McpServer, create_key, start_web, stop_web
+
+
+@pytest.fixture
+def server_without_worker(runner_site, tmp_path: Path) -> Iterator[McpServer]:
+    """The site on a broker no Celery worker reads: every run it queues stays queued."""
+    broker = tmp_path / "broker"
+    broker.mkdir()
+    server = start_web(runner_site.url, tmp_path / "web.log", CELERY_BROKER_DIR=str(broker))
+    yield server
+    stop_web(server)
+
+
+def test_progress_is_reported_and_cancelling_the_call_cancels_the_run(runner_site, server_without_worker):
+    key = create_key(runner_site, "impatient")
+    messages: list[str] = []
+
+    async def main() -> None:
+        got_progress = anyio.Event()
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            messages.append(message or "")
+            got_progress.set()
+
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http:
+            async with Client(streamable_http_client(server_without_worker.endpoint, http_client=http)) as client:
+                async with anyio.create_task_group() as group:
+
+                    async def call() -> None:
+                        await client.call_tool("runner-test__add", {"a": 1, "b": 2}, progress_callback=progress)
+
+                    group.start_soon(call)
+                    with anyio.fail_after(30):
+                        await got_progress.wait()
+                    group.cancel_scope.cancel()
+                await anyio.sleep(0.5)
+
+    anyio.run(main)
+    run = Run.objects.get(target="add")
+    assert messages and f"Run #{run.pk} is queued" in messages[0]
+
+    def cancelled() -> Run | None:
+        run.refresh_from_db()
+        return run if run.is_finished else None
+
+    wait_until(cancelled, 30, "the cancelled run to be finished")
+    assert run.status == "failed" and run.attempts == 0
+    assert "Cancelled by the MCP client (API key impatient)" in run.error
