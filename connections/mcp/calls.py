@@ -39,8 +39,11 @@ async def in_thread(func: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(call)
 
 
-def start(entry: Entry, arguments: dict[str, Any], key: ApiKey) -> Run:
-    """Validate and record the run (no run on bad input), attributed to `key`; queue it unless run in process."""
+def start(entry: Entry, arguments: dict[str, Any], key: ApiKey) -> tuple[Run, threading.Event | None]:
+    """Validate and record the run (no run on bad input), attributed to `key`; queue it unless run in process.
+
+    In process, the event is set when the attempts are over, so the wait need not poll the database.
+    """
     in_process = app_settings.MCP_IN_PROCESS
     with transaction.atomic():
         run = start_tool(entry.worker, entry.key, arguments, trigger="mcp", send=False)
@@ -48,13 +51,15 @@ def start(entry: Entry, arguments: dict[str, Any], key: ApiKey) -> Run:
         run.api_key_id, run.api_key_name = key.pk, key.name
         if not in_process:
             runs.send(run)
-    if in_process:
-        # Attempts with the same retries and waits a Celery worker makes, in a thread of this process.
-        threading.Thread(target=_execute_here, args=(run.pk,), name=f"mcp-run-{run.pk}", daemon=True).start()
-    return run
+    if not in_process:
+        return run, None
+    done = threading.Event()
+    # Attempts with the same retries and waits a Celery worker makes, in a thread of this process.
+    threading.Thread(target=_execute_here, args=(run.pk, done), name=f"mcp-run-{run.pk}", daemon=True).start()
+    return run, done
 
 
-def _execute_here(run_id: int) -> None:
+def _execute_here(run_id: int, done: threading.Event) -> None:
     close_old_connections()
     try:
         while True:
@@ -66,6 +71,7 @@ def _execute_here(run_id: int) -> None:
                 return  # cancelled meanwhile
     finally:
         close_old_connections()
+        done.set()
 
 
 def cancel(run_id: int, key_name: str) -> bool:
@@ -83,7 +89,7 @@ def _snapshot(run_id: int) -> Run:
     return Run.objects.select_related("worker").get(pk=run_id)
 
 
-async def wait(run_id: int, report: Report | None, timeout: float) -> Run | None:
+async def wait(run_id: int, report: Report | None, timeout: float, done: threading.Event | None = None) -> Run | None:
     """The finished run, or None after `timeout` seconds; progress reported on each change and every few seconds."""
     deadline = time.monotonic() + timeout
     seen: tuple[Any, ...] = ()
@@ -102,6 +108,12 @@ async def wait(run_id: int, report: Report | None, timeout: float) -> Run | None
         seen = state
         if now > deadline:
             return None
+        if done is not None:
+            # In process: the row is read again when the attempts are over (or to report progress).
+            pause = time.monotonic() + _PROGRESS_EVERY
+            while not done.is_set() and time.monotonic() < min(pause, deadline):
+                await anyio.sleep(0.002)
+            continue
         # Quick at first, for the quick tools most calls are; then no more than 5 reads a second.
         await anyio.sleep(min(_POLL, 0.005 * 2 ** min(step_poll, 10)))
         step_poll += 1

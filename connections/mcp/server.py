@@ -94,7 +94,7 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
                 return _error(str(exc))
             return _result(False, result, None)
         try:
-            run = await calls.in_thread(calls.start, entry, arguments, key)
+            run, done = await calls.in_thread(calls.start, entry, arguments, key)
         except (InvalidToolInputError, WorkerNotFound) as exc:
             return _error(str(exc))
 
@@ -104,7 +104,7 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
 
         timeout = app_settings.MCP_CALL_TIMEOUT
         try:
-            finished = await calls.wait(run.pk, report, timeout)
+            finished = await calls.wait(run.pk, report, timeout, done)
         except anyio.get_cancelled_exc_class():
             # The client cancelled the request (or went away): the run must not start after all.
             with anyio.CancelScope(shield=True):
