@@ -14,6 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 from connections.models import Run
 from tests.runner.conftest import wait_until
 
+from .clients import over_http, text_of
 from .conftest import McpServer, create_key, start_web, stop_web
 
 
@@ -63,3 +64,35 @@ def test_progress_is_reported_and_cancelling_the_call_cancels_the_run(runner_sit
     wait_until(cancelled, 30, "the cancelled run to be finished")
     assert run.status == "failed" and run.attempts == 0
     assert "Cancelled by the MCP client (API key impatient)" in run.error
+
+
+@pytest.fixture
+def in_process_server(runner_site, tmp_path: Path) -> Iterator[McpServer]:
+    """WORKERS_MCP_IN_PROCESS on a broker no Celery worker reads: only the web process can run the call."""
+    broker = tmp_path / "broker"
+    broker.mkdir()
+    server = start_web(
+        runner_site.url, tmp_path / "web.log", CELERY_BROKER_DIR=str(broker), WORKERS_MCP_IN_PROCESS="true"
+    )
+    yield server
+    stop_web(server)
+
+
+def test_in_process_mode_runs_the_call_in_the_web_process(runner_site, in_process_server):
+    key = create_key(runner_site, "one-machine")
+
+    async def body(client):
+        return await client.call_tool("runner-test__add", {"a": 2, "b": 3})
+
+    result = over_http(in_process_server.endpoint, key, body)
+    assert not result.is_error, text_of(result)
+    assert result.structured_content == {"sum": 5}
+    run = Run.objects.get(target="add")
+    assert run.status == "succeeded" and run.api_key_name == "one-machine"
+    web_pids = {str(in_process_server.proc.pid), *_children(in_process_server.proc.pid)}
+    assert run.owner.rpartition(":")[2] in web_pids
+
+
+def _children(pid: int) -> set[str]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return set(found.read_text().split()) if found.exists() else set()
