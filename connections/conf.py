@@ -325,11 +325,6 @@ class AppSettings:
         return int(_setting("WORKERS_MCP_MAX_BODY"))
 
     @property
-    def MCP_MAX_SESSIONS(self) -> int:
-        """MCP sessions one web process keeps open at once (over HTTP); more are answered 503."""
-        return int(getattr(settings, "WORKERS_MCP_MAX_SESSIONS", 1000))
-
-    @property
     def WEB_THREADS(self) -> int:
         """Django requests one web process (ASGI) runs at once, each in a thread with its own database
         connection; more wait for a free one rather than opening more connections."""

@@ -119,7 +119,6 @@ class Site:
             # Stateless: any web process answers any request, so several gunicorn workers need no sticky routing.
             stateless=True,
             max_request_body_size=app_settings.MCP_MAX_BODY,
-            max_sessions=app_settings.MCP_MAX_SESSIONS,
         )
         self.mcp_app = BearerKeys(self.manager.handle_request)
         self._django_slots: anyio.Semaphore | None = None
