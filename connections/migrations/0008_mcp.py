@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('connections', '0006_unicode'),
+        ('connections', '0007_metric_counters'),
     ]
 
     operations = [
