@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import ApiKeyError
 from ..models import ApiKey, SyncedDatabase, Tool, Worker
+from .databases import query_input_schema, query_output_schema
+from .names import query_name, tool_name
 
-# MCP tool names: letters, digits, "_", "-", "." (clients such as Claude also cap the length at 64).
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-QUERY_SUFFIX = "__query"
 # The SDK's hints, spelled as worker code writes them, and the MCP annotation each one becomes.
 HINTS = {
     "read_only": "read_only_hint",
@@ -40,22 +38,12 @@ class Entry:
         return bool(self.annotations.get("read_only_hint"))
 
 
-def tool_name(worker: str, key: str) -> str:
-    """`<worker>__<tool>`: the worker's slug makes the name unique on the site, and stable across deploys."""
-    return _UNSAFE.sub("_", f"{worker}__{key}")
-
-
-def query_name(worker: str, database: str) -> str:
-    return _UNSAFE.sub("_", f"{worker}__{database}{QUERY_SUFFIX}")
-
-
 def annotations_of(hints: dict[str, Any]) -> dict[str, Any]:
     return {HINTS[name]: bool(value) for name, value in (hints or {}).items() if name in HINTS}
 
 
 def all_entries() -> list[Entry]:
     """Every active tool and database query of every active worker, in a stable order."""
-    from .databases import query_input_schema, query_output_schema
 
     entries: list[Entry] = []
     tools = Tool.objects.filter(is_active=True, worker__is_active=True).select_related("worker")

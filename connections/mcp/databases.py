@@ -10,9 +10,11 @@ from typing import Any
 
 from ..conf import app_settings
 from ..exceptions import InvalidToolInputError, WorkerNotFound
+from ..logging import redact
 from ..models import SyncedDatabase
-from ..runner.capture import known_secrets, scrub
+from ..runner.capture import known_secrets
 from ..runner.tools import validate_input
+from .names import query_name
 
 # Property types whose filter matches text anywhere in the value (case-insensitive); others match exactly.
 TEXT_TYPES = {"title", "rich_text", "url", "email", "phone_number"}
@@ -80,8 +82,6 @@ def query_output_schema() -> dict[str, Any]:
 
 def schema_document(db: SyncedDatabase) -> dict[str, Any]:
     """The schema resource: what a client needs to write a query."""
-    from .catalog import query_name
-
     return {
         "worker": db.worker.slug,
         "database": db.key,
@@ -181,5 +181,5 @@ def query(worker: str, key: str, args: dict[str, Any] | None, tool_name: str) ->
     }
     # Worker code fills the records: a secret or token it copied into one is blanked, as in a run's result.
     text = json.dumps(result, ensure_ascii=False)
-    cleaned = scrub(text, worker, known_secrets(worker))
+    cleaned = redact(text, known_secrets(worker))
     return result if cleaned == text else json.loads(cleaned)
