@@ -144,7 +144,7 @@ def query(worker: str, key: str, args: dict[str, Any] | None, tool_name: str) ->
     db = database_row(worker, key)
     args = args if args is not None else {}
     # The same validation (depth, Unicode, schema, the field named) as a worker's tool input.
-    validate_input(SimpleNamespace(key=tool_name, schema=query_input_schema(db)), args)
+    validate_input(SimpleNamespace(key=tool_name, schema=query_input_schema(db), output_schema=None), args)
     limit = min(int(args.get("limit", 25)), app_settings.MCP_QUERY_MAX_LIMIT)
     fingerprint = _fingerprint(args)
     offset = _decode_cursor(args["cursor"], fingerprint) if args.get("cursor") else 0
