@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -220,6 +221,7 @@ def _deactivate(
 
 def _schedule(sync: m.Sync) -> None:
     """Keep the sync's django-celery-beat entry in step with its `schedule`."""
+    from celery.schedules import crontab
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
     kind, value = parse_schedule(sync.schedule)
@@ -231,20 +233,21 @@ def _schedule(sync: m.Sync) -> None:
     schedule_fields: dict[str, Any] = {"interval": None, "crontab": None}
     if kind == "cron":
         minute, hour, day_of_month, month_of_year, day_of_week = str(value).split()
-        schedule_fields["crontab"], _ = CrontabSchedule.objects.get_or_create(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month_of_year,
-            day_of_week=day_of_week,
-            timezone="UTC",
+        spec = crontab(
+            minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week
         )
+        spec.tz = ZoneInfo("UTC")
+        # django-celery-beat's own mapping of a Celery schedule to its row: an existing one or a new one.
+        row = CrontabSchedule.from_schedule(spec)
     else:
         # "continuous" is polled every minute; a cycle still running makes the tick a no-op.
+        # Not IntervalSchedule.from_schedule: it stores every interval in seconds ("every 900
+        # seconds" in the admin), and its `period` argument does not convert them.
         every = 1 if kind == "continuous" else int(value)  # type: ignore[arg-type]
-        schedule_fields["interval"], _ = IntervalSchedule.objects.get_or_create(
-            every=every, period=IntervalSchedule.MINUTES
-        )
+        row, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.MINUTES)
+    if row.pk is None:
+        row.save()
+    schedule_fields["crontab" if kind == "cron" else "interval"] = row
     values = {
         "task": SYNC_TASK,
         "kwargs": json.dumps({"sync_id": sync.pk}),

@@ -129,6 +129,7 @@ def test_sync_schedules_become_beat_entries():
         "*",
         "*",
     )
+    assert str(cron.timezone) == "UTC"  # the cron line is read in UTC whatever the site's TIME_ZONE
 
     assert periodic("byHand") is None
     assert not PeriodicTask.objects.filter(name__contains="byHand").exists()
