@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ..crypto import assert_keys_can_read
+from .summary import summary_lines
 
 STOP_TIMEOUT = 15.0
 
@@ -46,6 +47,21 @@ def web_command(python: str, host: str, port: str, *, dev: bool = False, web_wor
     ]
 
 
+def _answers(host: str, port: str) -> bool:
+    """Whether the web server answers /healthz (a wildcard bind is asked on loopback)."""
+    import urllib.error
+    import urllib.request
+
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=2) as answer:  # noqa: S310
+            return answer.status == 200
+    except urllib.error.HTTPError:
+        return True  # an answer all the same (a host outside ALLOWED_HOSTS is told 400)
+    except OSError:
+        return False
+
+
 def handle(command: Any, options: dict[str, Any]) -> None:
     # Each child refuses a wrong key too, but one clear message before starting beats three tracebacks.
     assert_keys_can_read()
@@ -58,8 +74,9 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         "web": web_command(
             python, options["host"], options["port"], dev=options["dev"], web_workers=options["web_workers"]
         ),
-        "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
-        "beat": [*celery, "beat", "--loglevel", "INFO"],
+        # -q: no banners (the summary says what matters); beat logs each task it sends at INFO.
+        "worker": [*celery, "-q", "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
+        "beat": [*celery, "-q", "beat", "--loglevel", "WARNING"],
     }
     procs: dict[str, subprocess.Popen[bytes]] = {}
     failed: list[str] = []
@@ -76,17 +93,19 @@ def handle(command: Any, options: dict[str, Any]) -> None:
             # A session of its own: the terminal's Ctrl-C reaches only this process, which then
             # stops the children in order instead of all of them dying at once mid-task.
             procs[name] = subprocess.Popen(argv, start_new_session=True)
-        command.stdout.write(
-            command.style.SUCCESS(
-                f"Serving http://{options['host']}:{options['port']}/admin/ with a Celery worker and beat; "
-                "Ctrl-C stops all."
-            )
-        )
+        served_at = f"http://{options['host']}:{options['port']}"
+        announced = False
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     failed.append(f"{name} exited with status {proc.returncode}")
                     stopping = True
+            if not announced and not stopping and _answers(options["host"], options["port"]):
+                # Last, once the site answers: the lines a newcomer needs are not lost among the servers'.
+                announced = True
+                for line in summary_lines(served_at):
+                    command.stdout.write(command.style.SUCCESS(line))
+                command.stdout.flush()
             time.sleep(0.5)
     finally:
         _stop_all(procs)
