@@ -11,7 +11,7 @@ PORT ?= 8000
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing requirements into $(VENV) (the first time takes a minute or two)..."
-	$(PY) -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

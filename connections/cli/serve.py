@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -16,6 +18,9 @@ from ..crypto import assert_keys_can_read
 from .summary import summary_lines
 
 STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 60.0
+# workers_site/celery.py creates the file this names when the worker is ready.
+READY_FILE_VARIABLE = "WORKERS_SERVE_READY_FILE"
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -78,6 +83,11 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         "worker": [*celery, "-q", "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
         "beat": [*celery, "-q", "beat", "--loglevel", "WARNING"],
     }
+    # The worker creates this file once ready; the summary waits for it (at most READY_TIMEOUT) and the site.
+    ready_file = Path(settings.RUN_DIR) / f"serve-{os.getpid()}.ready"
+    ready_file.parent.mkdir(parents=True, exist_ok=True)
+    ready_file.unlink(missing_ok=True)
+    child_env = {**os.environ, READY_FILE_VARIABLE: str(ready_file)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     failed: list[str] = []
     stopping = False
@@ -92,15 +102,17 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         for name, argv in commands.items():
             # A session of its own: the terminal's Ctrl-C reaches only this process, which then
             # stops the children in order instead of all of them dying at once mid-task.
-            procs[name] = subprocess.Popen(argv, start_new_session=True)
+            procs[name] = subprocess.Popen(argv, start_new_session=True, env=child_env)
         served_at = f"http://{options['host']}:{options['port']}"
         announced = False
+        started = time.monotonic()
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     failed.append(f"{name} exited with status {proc.returncode}")
                     stopping = True
-            if not announced and not stopping and _answers(options["host"], options["port"]):
+            worker_ready = ready_file.exists() or time.monotonic() - started > READY_TIMEOUT
+            if not announced and not stopping and worker_ready and _answers(options["host"], options["port"]):
                 # Last, once the site answers: the lines a newcomer needs are not lost among the servers'.
                 announced = True
                 for line in summary_lines(served_at):
@@ -109,6 +121,7 @@ def handle(command: Any, options: dict[str, Any]) -> None:
             time.sleep(0.5)
     finally:
         _stop_all(procs)
+        ready_file.unlink(missing_ok=True)
     if failed:
         raise CommandError("; ".join(failed) + ": stopped the others.")
     command.stdout.write("Stopped the web server, the Celery worker and beat.")
