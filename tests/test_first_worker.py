@@ -128,7 +128,12 @@ def log_in(url: str, password: str) -> requests.Session:
     page = session.get(f"{url}/admin/login/", timeout=10)
     answer = session.post(
         f"{url}/admin/login/",
-        data={"username": "admin", "password": password, "csrfmiddlewaretoken": csrf_from(page.text), "next": "/admin/"},
+        data={
+            "username": "admin",
+            "password": password,
+            "csrfmiddlewaretoken": csrf_from(page.text),
+            "next": "/admin/",
+        },
         timeout=10,
     )
     assert answer.ok and "/admin/login/" not in answer.url, "admin login with the printed password failed"
