@@ -207,3 +207,4 @@ def test_the_walkthrough_works_word_for_word_on_a_fresh_clone(
     result = "\n".join(outputs)
     assert '"Item 2"' in result and '"Item 20"' in result and '"Item 1"' not in result, result
     assert "succeeded" in result, result
+    print(result)  # with -s: what a reader sees
