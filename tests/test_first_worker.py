@@ -183,7 +183,13 @@ def test_the_walkthrough_works_word_for_word_on_a_fresh_clone(
         elif lang == "sh" and "oauth start" in code:
             assert session is not None, "oauth start before make run"
             proc = subprocess.Popen(
-                ["sh", "-ec", code], cwd=clone, env=shell_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                ["sh", "-ec", code],
+                cwd=clone,
+                env=shell_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
             )
             try:
                 lines = []
@@ -197,8 +203,9 @@ def test_the_walkthrough_works_word_for_word_on_a_fresh_clone(
                 assert session.get(callback, timeout=20).status_code == 200
                 out, err = proc.communicate(timeout=60)
             finally:
-                if proc.poll() is None:
-                    proc.kill()
+                if proc.poll() is None:  # sh and the command it started
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
             assert proc.returncode == 0, err
             assert "Connected helloAuth." in out
         elif lang == "sh":
