@@ -10,21 +10,24 @@ PORT ?= 8000
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing requirements into $(VENV) (the first time takes a minute or two)..."
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
-# PUBLIC_URL (environment, else .env) wins; without one it is where this run serves, so the
-# login hint and the sandbox provider's endpoints match `make run PORT=...`.
+# PUBLIC_URL (environment, else set by hand in .env) wins; without one it is where this run serves,
+# written into .env so later shells (`./workers ...`) use it too, and the login hint and the sandbox
+# provider's endpoints match `make run PORT=...`. Deploy follows that URL without asking (--yes):
+# the new port is what was asked for; it still warns about the connected capabilities it changes.
 run: venv
 	@$(PY) -m workers_site.envfile
-	@PUBLIC_URL="$$($(PY) -m workers_site.envfile --public-url $(HOST) $(PORT))" && export PUBLIC_URL && \
+	@PUBLIC_URL="$$($(PY) -m workers_site.envfile --keep-public-url $(HOST) $(PORT))" && export PUBLIC_URL && \
 	set -x && \
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py workers setup && \
-	$(PY) manage.py workers deploy && \
+	$(PY) manage.py workers deploy --yes && \
 	exec $(PY) manage.py workers serve --host $(HOST) --port $(PORT)
 
 # A fresh encryption key per run: tests never see the key of a local .env.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,17 +13,21 @@ from django.utils import timezone
 
 from . import models as m
 from .conf import app_settings
+from .exceptions import EndpointChangeRefused
 from .registry import load_workers
 from .sdk.worker import SecretRef, Worker, parse_schedule
 from .secrets import missing_secrets
 
 SYNC_TASK = "connections.tasks.run_scheduled_sync"
+ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "revocation_endpoint")
 
 
 @dataclass
 class DeployReport:
     changes: list[str] = field(default_factory=list)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    # What deploy did beyond the code's declarations (secrets it filled in), by name only.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -34,9 +39,58 @@ def resolve_endpoint(url: str) -> str:
     return app_settings.PUBLIC_URL + url if url.startswith("/") else url
 
 
-def deploy(modules: list[str] | None = None) -> DeployReport:
-    """Idempotent: a second run with the same code reports no change. Nothing is ever deleted."""
+@dataclass(frozen=True)
+class EndpointChange:
+    """An endpoint of a capability that has a connection, which this deploy would change."""
+
+    worker: str
+    key: str
+    field: str
+    old: str
+    new: str
+
+    def __str__(self) -> str:
+        what = self.field.replace("_", " ")
+        return f"{self.worker}:{self.key} is connected: deploy changes its {what} from {self.old} to {self.new}"
+
+
+def endpoint_changes(workers: dict[str, Worker]) -> list[EndpointChange]:
+    """Endpoint changes of connected capabilities: a wrong PUBLIC_URL would otherwise move them silently."""
+    found: list[EndpointChange] = []
+    for worker in workers.values():
+        for key, cap in worker.capabilities.items():
+            record = (
+                m.OAuthCapability.objects.filter(worker__slug=worker.slug, key=key)
+                .exclude(connection=None)
+                .exclude(connection__status=m.Connection.Status.NOT_CONNECTED)
+                .first()
+            )
+            if record is None:
+                continue
+            for name in ENDPOINT_FIELDS:
+                new = resolve_endpoint(getattr(cap, name))
+                if getattr(record, name) != new:
+                    found.append(EndpointChange(worker.slug, key, name, getattr(record, name), new))
+    return found
+
+
+def deploy(
+    modules: list[str] | None = None, *, confirm: Callable[[list[EndpointChange]], bool] | None = None
+) -> DeployReport:
+    """Idempotent: a second run with the same code reports no change. Nothing is ever deleted.
+
+    With `confirm`, a deploy that changes an endpoint of a connected capability first asks it;
+    when it answers False nothing is written and EndpointChangeRefused is raised.
+    """
     workers = load_workers(modules)
+    if confirm is not None:
+        # Asked before the transaction: no database lock is held while a person reads the question.
+        changes = endpoint_changes(workers)
+        if changes and not confirm(changes):
+            raise EndpointChangeRefused(
+                f"Deploy refused: it would change {len(changes)} endpoint(s) of connected capabilities "
+                "(is PUBLIC_URL right?); nothing was changed. Pass --yes to deploy anyway."
+            )
     report = DeployReport()
     now = timezone.now()
     with transaction.atomic():
@@ -50,7 +104,15 @@ def deploy(modules: list[str] | None = None) -> DeployReport:
             )
             _deploy_worker(worker, record, report)
             m.Worker.objects.filter(pk=record.pk).update(deployed_at=now)
-        for stale in m.Worker.objects.filter(is_active=True).exclude(slug__in=list(workers)):
+        stale_workers = list(m.Worker.objects.filter(is_active=True).exclude(slug__in=list(workers)))
+        if stale_workers:
+            report.notes.append(
+                f"WORKER_MODULES is {','.join(app_settings.WORKER_MODULES if modules is None else modules)}: "
+                "a worker of a module not listed is marked inactive (its secrets and tokens are kept; list its "
+                "module again and deploy to bring it back). Set WORKER_MODULES in .env, so that every "
+                "command and process uses the same list."
+            )
+        for stale in stale_workers:
             stale.is_active = False
             stale.save(update_fields=["is_active"])
             report.changes.append(f"- worker {stale.slug} is no longer in WORKER_MODULES: marked inactive")
@@ -64,6 +126,11 @@ def deploy(modules: list[str] | None = None) -> DeployReport:
             ):
                 related.filter(is_active=True).update(is_active=False)
             _unschedule(m.Sync.objects.filter(worker=stale))
+        if app_settings.SANDBOX_PROVIDER:
+            # The sandbox provider serves this site: a worker on its preset needs no credentials of its own.
+            from sandbox.setup import share_credentials
+
+            report.notes.extend(share_credentials())
         for record in m.Worker.objects.filter(is_active=True):
             missing = missing_secrets(record)
             if missing:

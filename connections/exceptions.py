@@ -17,6 +17,10 @@ class WorkerNotFound(WorkersError):
     """No (active) worker, capability, tool, sync or webhook by that name."""
 
 
+class EndpointChangeRefused(WorkersError):
+    """Deploy would move a connected capability to other endpoints, and nobody confirmed it."""
+
+
 class MissingSecret(WorkersError):
     """A capability refers to a secret that has not been set."""
 

@@ -8,7 +8,7 @@ from django.db import transaction
 from oauth2_provider.models import get_application_model
 
 from connections.conf import app_settings
-from connections.models import Secret, Worker
+from connections.models import OAuthCapability, Secret, Worker
 
 APP_NAME = "Workers sandbox"
 WORKER = "sandbox"
@@ -48,3 +48,33 @@ def setup_sandbox(worker_slug: str = WORKER) -> str:
         f"Sandbox provider ready at {app_settings.PUBLIC_URL}/sandbox/ "
         f"(redirect URI {app_settings.REDIRECT_URL}; credentials stored as worker {worker_slug}'s secrets)."
     )
+
+
+def share_credentials() -> list[str]:
+    """Give every active capability on the sandbox preset the provider's client id and secret.
+
+    Only secrets a worker lacks are set, so a value set by hand stays. The plaintext secret exists
+    only as the sandbox worker's secret (the provider keeps a hash): it is copied from there, which
+    `workers setup` (run by `make run`) creates. Returns a line per worker it filled in, names only.
+    """
+    source = dict(Secret.objects.filter(worker__slug=WORKER).values_list("name", "value"))
+    client_id, client_secret = source.get("SANDBOX_CLIENT_ID"), source.get("SANDBOX_CLIENT_SECRET")
+    filled: dict[str, list[str]] = {}
+    capabilities = OAuthCapability.objects.filter(provider="sandbox", is_active=True, worker__is_active=True)
+    for cap in capabilities.select_related("worker"):
+        wanted = {(cap.client_id or {}).get("secret"): client_id, cap.client_secret_ref: client_secret}
+        have = set(Secret.objects.filter(worker=cap.worker).values_list("name", flat=True))
+        for name, value in wanted.items():
+            if not name or name in have:
+                continue
+            if value is None:
+                return [
+                    f"Worker {cap.worker.slug} uses the sandbox provider, which is not set up yet: "
+                    "run `./workers setup`, then deploy again."
+                ]
+            Secret.objects.create(worker=cap.worker, name=name, value=value)
+            filled.setdefault(cap.worker.slug, []).append(name)
+    return [
+        f"Set {', '.join(names)} of worker {worker} to the sandbox provider's client credentials."
+        for worker, names in sorted(filled.items())
+    ]

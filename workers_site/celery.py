@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 
@@ -28,6 +28,18 @@ def _refuse_unreadable_secrets(**_: object) -> None:
         # Celery logs an Exception raised by a signal handler and starts anyway;
         # SystemExit is not an Exception, so it ends the process with this message.
         raise SystemExit(f"Refusing to start the Celery worker: {exc}") from None
+
+
+# Set by `workers serve` for the worker it starts: it prints its summary once this file exists.
+READY_FILE_VARIABLE = "WORKERS_SERVE_READY_FILE"
+
+
+@worker_ready.connect
+def _say_ready(**_: object) -> None:
+    path = os.environ.get(READY_FILE_VARIABLE)
+    if path:
+        with open(path, "w"):
+            pass
 
 
 @after_setup_logger.connect

@@ -7,14 +7,20 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ..crypto import assert_keys_can_read
+from .summary import summary_lines
 
 STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 60.0
+# workers_site/celery.py creates the file this names when the worker is ready.
+READY_FILE_VARIABLE = "WORKERS_SERVE_READY_FILE"
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -50,6 +56,21 @@ def web_command(python: str, host: str, port: str, *, dev: bool = False, web_wor
     ]
 
 
+def _answers(host: str, port: str) -> bool:
+    """Whether the web server answers /healthz (a wildcard bind is asked on loopback)."""
+    import urllib.error
+    import urllib.request
+
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=2) as answer:  # noqa: S310
+            return answer.status == 200
+    except urllib.error.HTTPError:
+        return True  # an answer all the same (a host outside ALLOWED_HOSTS is told 400)
+    except OSError:
+        return False
+
+
 def handle(command: Any, options: dict[str, Any]) -> None:
     # Each child refuses a wrong key too, but one clear message before starting beats three tracebacks.
     assert_keys_can_read()
@@ -62,9 +83,15 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         "web": web_command(
             python, options["host"], options["port"], dev=options["dev"], web_workers=options["web_workers"]
         ),
-        "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
-        "beat": [*celery, "beat", "--loglevel", "INFO"],
+        # -q: no banners (the summary says what matters); beat logs each task it sends at INFO.
+        "worker": [*celery, "-q", "worker", "--loglevel", "INFO", "--concurrency", str(options["concurrency"])],
+        "beat": [*celery, "-q", "beat", "--loglevel", "WARNING"],
     }
+    # The worker creates this file once ready; the summary waits for it (at most READY_TIMEOUT) and the site.
+    ready_file = Path(settings.RUN_DIR) / f"serve-{os.getpid()}.ready"
+    ready_file.parent.mkdir(parents=True, exist_ok=True)
+    ready_file.unlink(missing_ok=True)
+    child_env = {**os.environ, READY_FILE_VARIABLE: str(ready_file)}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     failed: list[str] = []
     stopping = False
@@ -79,21 +106,26 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         for name, argv in commands.items():
             # A session of its own: the terminal's Ctrl-C reaches only this process, which then
             # stops the children in order instead of all of them dying at once mid-task.
-            procs[name] = subprocess.Popen(argv, start_new_session=True)
-        command.stdout.write(
-            command.style.SUCCESS(
-                f"Serving http://{options['host']}:{options['port']}/admin/ with a Celery worker and beat; "
-                "Ctrl-C stops all."
-            )
-        )
+            procs[name] = subprocess.Popen(argv, start_new_session=True, env=child_env)
+        served_at = f"http://{options['host']}:{options['port']}"
+        announced = False
+        started = time.monotonic()
         while not stopping:
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     failed.append(f"{name} exited with status {proc.returncode}")
                     stopping = True
+            worker_ready = ready_file.exists() or time.monotonic() - started > READY_TIMEOUT
+            if not announced and not stopping and worker_ready and _answers(options["host"], options["port"]):
+                # Last, once the site answers: the lines a newcomer needs are not lost among the servers'.
+                announced = True
+                for line in summary_lines(served_at):
+                    command.stdout.write(command.style.SUCCESS(line))
+                command.stdout.flush()
             time.sleep(0.5)
     finally:
         _stop_all(procs)
+        ready_file.unlink(missing_ok=True)
     if failed:
         raise CommandError("; ".join(failed) + ": stopped the others.")
     command.stdout.write("Stopped the web server, the Celery worker and beat.")

@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from ..conf import app_settings
+from .summary import remember_first_password
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -21,6 +22,7 @@ def handle(command: Any, options: dict[str, Any]) -> None:
     if not User.objects.filter(is_superuser=True).exists():
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(options["username"], "", password)
+        remember_first_password(options["username"], password)
         command.stdout.write(
             command.style.SUCCESS(
                 f"Created admin user {options['username']!r} with password {password} "

@@ -69,3 +69,16 @@ def test_deploy_failures_in_a_real_process_are_one_line(manage, tmp_path):
     manage("workers", "deploy", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}").assert_failed_with(
         "Database error: no such table"
     )
+
+
+def test_a_worker_left_out_of_worker_modules_is_marked_inactive_and_deploy_says_how_to_keep_it():
+    with override_settings(WORKER_MODULES=["examples.sandbox", V1]):
+        workers("deploy")
+    with override_settings(WORKER_MODULES=[V1]):
+        out = workers("deploy").splitlines()
+    assert "- worker sandbox is no longer in WORKER_MODULES: marked inactive" in out
+    assert (
+        "WORKER_MODULES is tests.workers_deploy_v1: a worker of a module not listed is marked inactive (its secrets "
+        "and tokens are kept; list its module again and deploy to bring it back). Set WORKER_MODULES in .env, so "
+        "that every command and process uses the same list."
+    ) in out
