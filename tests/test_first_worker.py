@@ -1,7 +1,6 @@
 """The "Your first worker" walk-through, followed word for word on a fresh clone, offline.
 
-The text is README.md's "## Your first worker" section, or docs/first-worker.md until the README
-has it. The repository's committed HEAD is cloned into a temporary folder (with this virtualenv
+The text is README.md's "## Your first worker" section. The repository's committed HEAD is cloned into a temporary folder (with this virtualenv
 linked in as `.venv`, as `make venv` would have made it), and each block runs there as a reader
 would: a ```python block whose first line names a file (`# my_workers/hello.py`) is saved as that
 file, and each ```sh block runs through `sh -e` in an environment holding nothing of this test
@@ -38,11 +37,10 @@ KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "TERM")
 
 
 def walkthrough() -> str:
-    """README.md's section when the README has it, else docs/first-worker.md."""
+    """README.md's section."""
     readme = (ROOT / "README.md").read_text()
-    if f"\n{SECTION}\n" in readme:
-        return SECTION + "\n" + readme.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
-    return (ROOT / "docs" / "first-worker.md").read_text()
+    assert f"\n{SECTION}\n" in readme, f"README.md has no section {SECTION!r}"
+    return SECTION + "\n" + readme.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def blocks(text: str) -> list[tuple[str, str]]:
