@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from .. import jsondata, registry
-from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkerNotFound
+from ..exceptions import InvalidJSONError, InvalidToolInputError
 from ..models import Run, Tool
 from ..sdk.worker import ToolDef
 from . import runs
@@ -68,7 +68,7 @@ def validate_output(tool: ToolDef, value: Any) -> Any:
 def tool_row(worker: str, key: str) -> Tool:
     tool = Tool.objects.select_related("worker").filter(worker__slug=worker, key=key, is_active=True).first()
     if tool is None:
-        raise WorkerNotFound(f"No active tool {key!r} in worker {worker}: run `python manage.py workers deploy`.")
+        raise runs.not_in_worker(Tool, "tool", worker, key)
     return tool
 
 
