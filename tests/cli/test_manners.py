@@ -68,6 +68,24 @@ def test_ctrl_c_while_exec_waits_for_a_worker_is_one_line_and_exit_130(deployed,
     assert out == ""
 
 
+def test_exec_on_the_celery_path_without_a_worker_says_only_why_it_stopped(deployed, tmp_path):
+    # No kombu "No hostname was supplied" warning (or any other library line) around the reason.
+    result = deployed(
+        "workers",
+        "exec",
+        "add",
+        "--input",
+        '{"a": 1, "b": 2}',
+        "--timeout",
+        "1",
+        CELERY_BROKER_DIR=str(tmp_path / "broker"),
+    )
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert line.startswith("CommandError: Run #") and "is still queued after 1 s" in line
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("command", [["exec", "add"], ["sync", "run", "itemsSync"], ["oauth", "start", "sandboxAuth"]])
 @pytest.mark.parametrize("value", ["-1", "0", "soon"])
 def test_a_timeout_that_is_not_positive_is_refused_in_one_line(manage, command, value):
