@@ -51,6 +51,22 @@ class ReauthorizationRequired(WorkersError):
         )
 
 
+class NotConnected(ReauthorizationRequired):
+    """The capability has no connection to refresh: never connected, or disconnected since."""
+
+    def __init__(self, capability: str, connect_url: str, *, ever: bool = False) -> None:
+        self.connect_url = connect_url
+        state = "was disconnected: connect it again" if ever else "is not connected yet: connect it"
+        WorkersError.__init__(
+            self,
+            f"{capability} {state} in the admin at {connect_url} or run "
+            f"`python manage.py workers oauth start {capability}`.",
+        )
+        # What ReauthorizationRequired's readers (retry rules, health) look at.
+        self.capability = capability
+        self.reason = "not connected"
+
+
 class TokenRefreshError(WorkersError):
     """Refreshing a token failed. `retryable` says whether trying again later may help."""
 

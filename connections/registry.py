@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
+import sys
 import threading
 
 from .conf import app_settings
-from .exceptions import WorkerDefinitionError, WorkerNotFound
+from .exceptions import WorkerDefinitionError, WorkerNotFound, WorkersError
+from .models import Secret
+from .models import Worker as WorkerRow
 from .sdk.worker import OAuthCapability, SyncDef, ToolDef, WebhookDef, Worker
 
 _lock = threading.Lock()
@@ -86,3 +91,43 @@ def get_webhook(worker: str, key: str) -> WebhookDef:
         return get_worker(worker).webhooks[key]
     except KeyError:
         raise WorkerNotFound(f"Worker {worker} declares no webhook {key!r}") from None
+
+
+def _names_in_code(slug: str) -> set[str]:
+    """NAME of every `<x>.env("NAME")` call in the module defining the worker: code may read a secret
+    inside a tool (`worker.env("API_KEY").resolve()`), which deploy does not record."""
+    try:
+        module = sys.modules[get_worker(slug).module]
+        tree = ast.parse(inspect.getsource(module))
+    except (WorkersError, KeyError, OSError, TypeError, SyntaxError):
+        return set()  # not importable here (another machine's WORKER_MODULES): the recorded names only
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "env"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
+def referenced_names(worker: WorkerRow) -> set[str]:
+    """Secret names the worker refers to: its active capabilities and webhooks, and env() calls in its code."""
+    refs = {n for cap in worker.capabilities.all() if cap.is_active for n in cap.secret_names()}
+    refs |= {
+        hook.signature["secret"]
+        for hook in worker.webhooks.all()
+        if hook.is_active and hook.signature and hook.signature.get("secret")
+    }
+    return refs | _names_in_code(worker.slug)
+
+
+def workers_wanting(name: str) -> list[str]:
+    """Slugs of active workers that refer to secret `name` or already store one by that name."""
+    slugs = set(Secret.objects.filter(name=name, worker__is_active=True).values_list("worker__slug", flat=True))
+    for worker in WorkerRow.objects.filter(is_active=True).prefetch_related("capabilities", "webhooks"):
+        if name in referenced_names(worker):
+            slugs.add(worker.slug)
+    return sorted(slugs)

@@ -61,18 +61,3 @@ def missing_secrets(worker: Worker) -> list[str]:
             wanted.add(webhook.signature["secret"])
     have = set(worker.secrets.values_list("name", flat=True))
     return sorted(wanted - have)
-
-
-def workers_wanting(name: str) -> list[str]:
-    """Slugs of active workers that refer to secret `name` or already store one by that name."""
-    slugs = set(Secret.objects.filter(name=name, worker__is_active=True).values_list("worker__slug", flat=True))
-    for worker in Worker.objects.filter(is_active=True).prefetch_related("capabilities", "webhooks"):
-        refs = {n for cap in worker.capabilities.all() if cap.is_active for n in cap.secret_names()}
-        refs |= {
-            hook.signature["secret"]
-            for hook in worker.webhooks.all()
-            if hook.is_active and hook.signature and hook.signature.get("secret")
-        }
-        if name in refs:
-            slugs.add(worker.slug)
-    return sorted(slugs)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from connections.dotenv import names_in
+from connections.dotenv import name_of, names_in
 
 
 def ensure_env_file(path: Path) -> list[str]:
@@ -66,7 +66,7 @@ def keep_public_url(path: Path, host: str, port: str) -> str:
         return os.environ["PUBLIC_URL"]
     lines = path.read_text().splitlines() if path.exists() else []
     for i, line in enumerate(lines):
-        if "=" in line and _name(line) == "PUBLIC_URL":
+        if name_of(line) == "PUBLIC_URL":
             if i == 0 or lines[i - 1] != MANAGED_MARK:
                 return public_url(path, host, port)
             lines[i] = f"PUBLIC_URL={served}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
-from django.core.management.base import CommandError
+from django.core.management.base import CommandError, CommandParser
 from django.db.models import Model
 
 from ..models import Worker
@@ -39,4 +41,64 @@ def resolve_worker(
 
 
 def add_worker_option(parser: Any) -> None:
-    parser.add_argument("--worker", help="worker slug; may be left out when it is unambiguous")
+    parser.add_argument(
+        "--worker",
+        metavar="NAME",
+        help="the worker's slug; may be left out when the site has one worker or the key is unique",
+    )
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples keep their lines; an option's default follows its help.
+
+    Unlike argparse's ArgumentDefaultsHelpFormatter, says nothing for flags and for options
+    whose absence means "none" (`--worker`), where "(default: None)" would teach nothing.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "%(default)" not in text
+            and action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+class WorkersParser(CommandParser):
+    """Bad arguments in one line, as every other failure of the command (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        if not self.called_from_command_line:
+            raise CommandError(f"Error: {message}")
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def examples(lines: Sequence[str]) -> str:
+    """An epilog of example command lines, one per line."""
+    return "Examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def add_command(
+    subparsers: Any, name: str, *, help: str, description: str, example_lines: Sequence[str]
+) -> CommandParser:
+    """A subcommand whose --help teaches it: a one-line summary in its group's list, a description, examples."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=examples(example_lines),
+        formatter_class=HelpFormatter,
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type of --timeout: a number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value

@@ -6,10 +6,27 @@ import sys
 from typing import Any
 
 from ..deploy import EndpointChange, deploy
+from . import add_command
 
 
 def add_arguments(subparsers: Any) -> None:
-    parser = subparsers.add_parser("deploy", help="record the workers in WORKER_MODULES in the database")
+    parser = add_command(
+        subparsers,
+        "deploy",
+        help="record the workers in WORKER_MODULES in the database",
+        description=(
+            "Import the modules in WORKER_MODULES (.env or the environment) and record their workers,\n"
+            "OAuth capabilities, tools, syncs and webhooks in the database. What the code no longer\n"
+            "declares is marked inactive, never deleted with its secrets and tokens. Works before any\n"
+            "secret is set; prints what changed and which secrets are still missing. Run it again after\n"
+            "every change to a worker's declarations."
+        ),
+        example_lines=[
+            "python manage.py workers deploy",
+            "python manage.py workers deploy && python manage.py workers env list",
+            "python manage.py workers deploy --yes   # a script: accept endpoint changes of connected capabilities",
+        ],
+    )
     parser.add_argument(
         "--yes",
         action="store_true",

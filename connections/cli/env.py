@@ -8,30 +8,90 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from .. import secrets
+from .. import registry, secrets
 from ..models import Worker
-from . import add_worker_option, resolve_worker
+from . import add_command, add_worker_option, resolve_worker
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def add_arguments(subparsers: Any) -> None:
-    env = subparsers.add_parser("env", help="manage a worker's secrets")
-    sub = env.add_subparsers(dest="env_command", required=True)
-    p = sub.add_parser("set", help="store secrets encrypted: K=V (K=- reads the value from stdin)")
+    env = add_command(
+        subparsers,
+        "env",
+        help="manage a worker's secrets",
+        description=(
+            "A worker's secrets (client ids and secrets, webhook secrets, API keys): stored encrypted,\n"
+            'listed by name, never printed. Worker code reads them with worker.env("NAME").'
+        ),
+        example_lines=[
+            "python manage.py workers env set GITHUB_CLIENT_ID=abc123",
+            "python manage.py workers env list",
+            "python manage.py workers env unset GITHUB_CLIENT_ID",
+            "python manage.py workers env pull --worker sandbox",
+        ],
+    )
+    sub = env.add_subparsers(dest="env_command", required=True, metavar="SUBCOMMAND")
+    p = add_command(
+        sub,
+        "set",
+        help="store secrets encrypted: K=V (K=- reads the value from stdin)",
+        description=(
+            "Store secrets encrypted, adding or replacing them. K=- reads the value from stdin, which\n"
+            "keeps it out of the shell's history and the process list. --worker may be left out when\n"
+            "the site has one worker or one worker refers to the names. A name the worker does not\n"
+            "refer to is stored with a warning that lists the names it does refer to."
+        ),
+        example_lines=[
+            "python manage.py workers env set GITHUB_CLIENT_ID=abc123",
+            "python manage.py workers env set --worker github GITHUB_CLIENT_SECRET=- < client-secret.txt",
+            'echo "$GITHUB_WEBHOOK_SECRET" | python manage.py workers env set GITHUB_WEBHOOK_SECRET=-',
+        ],
+    )
     add_worker_option(p)
-    p.add_argument("pairs", nargs="+", metavar="K=V")
+    p.add_argument("pairs", nargs="+", metavar="K=V", help="a secret's name and value; K=- reads the value from stdin")
     p.set_defaults(handler=handle_set)
-    p = sub.add_parser("list", help="secret names and when they were set, never values")
+    p = add_command(
+        sub,
+        "list",
+        help="secret names and when they were set, never values",
+        description=(
+            "The names of the stored secrets and when each was last set, never their values; then the\n"
+            "names the worker refers to that are not set yet. Without --worker, every worker's."
+        ),
+        example_lines=["python manage.py workers env list", "python manage.py workers env list --worker github"],
+    )
     add_worker_option(p)
     p.set_defaults(handler=handle_list)
-    p = sub.add_parser("unset", help="remove secrets")
+    p = add_command(
+        sub,
+        "unset",
+        help="remove secrets",
+        description="Remove stored secrets. Fails, naming them, when some of the names are not stored.",
+        example_lines=[
+            "python manage.py workers env unset GITHUB_CLIENT_ID",
+            "python manage.py workers env unset --worker github GITHUB_CLIENT_ID GITHUB_CLIENT_SECRET",
+        ],
+    )
     add_worker_option(p)
-    p.add_argument("names", nargs="+", metavar="K")
+    p.add_argument("names", nargs="+", metavar="K", help="the name of a secret to remove")
     p.set_defaults(handler=handle_unset)
-    p = sub.add_parser("pull", help="write secrets and fresh access tokens to a .env file (mode 0600)")
+    p = add_command(
+        sub,
+        "pull",
+        help="write secrets and fresh access tokens to a .env file (mode 0600)",
+        description=(
+            "Merge the worker's secrets, and a freshly refreshed access token per connected capability\n"
+            "(OAUTH_<HEX OF THE NAME>_ACCESS_TOKEN), into a .env file of mode 0600; other lines are kept.\n"
+            "`workers exec --local` and your own scripts can then run with them."
+        ),
+        example_lines=[
+            "python manage.py workers env pull --worker sandbox",
+            "python manage.py workers env pull --worker github --file .env.github",
+        ],
+    )
     add_worker_option(p)
-    p.add_argument("--file", default=".env", help="file to merge into (default .env; other lines are kept)")
+    p.add_argument("--file", default=".env", help="the file to merge into; its other lines are kept")
     p.set_defaults(handler=handle_pull)
 
 
@@ -65,7 +125,7 @@ def worker_for_names(slug: str | None, names: list[str]) -> Worker:
     """--worker, the only worker, or the one worker that refers to (or stores) these names."""
     if slug or Worker.objects.filter(is_active=True).count() <= 1:
         return resolve_worker(slug)
-    owners = {owner for name in names for owner in secrets.workers_wanting(name)}
+    owners = {owner for name in names for owner in registry.workers_wanting(name)}
     if len(owners) == 1:
         return Worker.objects.get(slug=owners.pop())
     if not owners:
@@ -80,6 +140,18 @@ def handle_set(command: Any, options: dict[str, Any]) -> None:
     worker = worker_for_names(options.get("worker"), list(values))
     for name, created in secrets.set_secrets(worker.slug, values):
         command.stdout.write(f"{'Added' if created else 'Updated'} {name} for worker {worker.slug}.")
+    known = registry.referenced_names(worker)
+    strangers = [name for name in values if name not in known]
+    if strangers:
+        # Stored all the same: the code may read it in a way no one can see (a typo is likelier).
+        refers_to = f"it refers to {', '.join(sorted(known))}" if known else "it refers to no secret"
+        command.stderr.write(
+            command.style.WARNING(
+                f"Warning: worker {worker.slug} does not refer to {', '.join(strangers)} ({refers_to}); "
+                f"stored anyway (`python manage.py workers env unset --worker {worker.slug} "
+                f"{' '.join(strangers)}` removes it)."
+            )
+        )
 
 
 def handle_list(command: Any, options: dict[str, Any]) -> None:

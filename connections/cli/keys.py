@@ -5,12 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from ..crypto import rotate_keys
+from . import add_command
+
+_ROTATE = (
+    'FIELD_ENCRYPTION_KEY="NEW_KEY,OLD_KEY" python manage.py workers keys rotate',
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'  # a new key",
+)
 
 
 def add_arguments(subparsers: Any) -> None:
-    keys = subparsers.add_parser("keys", help="encryption keys")
-    sub = keys.add_subparsers(dest="keys_command", required=True)
-    p = sub.add_parser("rotate", help="re-encrypt every stored secret and token with the first key")
+    keys = add_command(
+        subparsers,
+        "keys",
+        help="encryption keys",
+        description="The Fernet keys in FIELD_ENCRYPTION_KEY that encrypt stored secrets and tokens.",
+        example_lines=_ROTATE,
+    )
+    sub = keys.add_subparsers(dest="keys_command", required=True, metavar="SUBCOMMAND")
+    p = add_command(
+        sub,
+        "rotate",
+        help="re-encrypt every stored secret and token with the first key",
+        description=(
+            "Put a new key first in FIELD_ENCRYPTION_KEY (comma-separated; the first encrypts, all\n"
+            "decrypt), run this to re-encrypt every stored secret and token with it, then remove the\n"
+            "old keys from FIELD_ENCRYPTION_KEY."
+        ),
+        example_lines=_ROTATE,
+    )
     p.set_defaults(handler=handle_rotate)
 
 

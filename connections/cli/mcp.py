@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from ..exceptions import InvalidApiKey
 from ..models import ApiKey
+from . import add_command
 
 
 def _names(text: str | None) -> list[str]:
@@ -17,30 +18,81 @@ def _names(text: str | None) -> list[str]:
 
 
 def add_arguments(subparsers: Any) -> None:
-    p = subparsers.add_parser("mcp", help="an MCP server over stdio for local agent clients; API keys")
+    p = add_command(
+        subparsers,
+        "mcp",
+        help="an MCP server over stdio for local agent clients; API keys",
+        description=(
+            "Serve the deployed workers' tools and synced databases over the Model Context Protocol on\n"
+            "stdin/stdout, for an MCP client that starts a command (Claude Desktop, Claude Code). The\n"
+            "client acts as the named API key: it sees that key's tools, and its runs carry its name.\n"
+            "Over HTTP the site serves the same at /mcp/ (`workers serve`)."
+        ),
+        example_lines=[
+            "python manage.py workers mcp --key claude-desktop",
+            "python manage.py workers mcp keys create claude-desktop",
+            "python manage.py workers mcp tools",
+        ],
+    )
     p.add_argument("--key", help="the API key the client acts as (its runs carry its name); may be left out "
                    "when one usable key exists")  # fmt: skip
     p.set_defaults(handler=handle_stdio)
     sub = p.add_subparsers(dest="mcp_command", metavar="SUBCOMMAND")
 
-    tools = sub.add_parser("tools", help="the tool names MCP clients see (for --tools)")
+    tools = add_command(
+        sub,
+        "tools",
+        help="the tool names MCP clients see (for --tools)",
+        description="List the names MCP clients see: `<worker>__<tool>`, and `<worker>__<database>__query`.",
+        example_lines=["python manage.py workers mcp tools", "python manage.py workers mcp tools --key reader"],
+    )
     tools.add_argument("--key", dest="tools_key", help="only those this key may use")
     tools.set_defaults(handler=handle_tools)
 
-    keys = sub.add_parser("keys", help="API keys for MCP clients")
+    keys = add_command(
+        sub,
+        "keys",
+        help="API keys for MCP clients",
+        description="Create, list and revoke the bearer keys MCP clients authenticate with.",
+        example_lines=["python manage.py workers mcp keys create reader --read-only"],
+    )
     keys_sub = keys.add_subparsers(dest="mcp_keys_command", required=True, metavar="COMMAND")
-    create = keys_sub.add_parser("create", help="create a key and print it once")
-    create.add_argument("name", metavar="NAME")
+    create = add_command(
+        keys_sub,
+        "create",
+        help="create a key and print it once",
+        description=(
+            "Create an API key and print it once: only its SHA-256 is stored. Its scope is a list of\n"
+            "workers, a list of tools, or both (neither: every tool); --read-only keeps only tools\n"
+            "declared read-only and the database queries."
+        ),
+        example_lines=[
+            "python manage.py workers mcp keys create claude-desktop",
+            "python manage.py workers mcp keys create reader --read-only",
+            "python manage.py workers mcp keys create gh --workers github --expires-in 30",
+        ],
+    )
+    create.add_argument("name", metavar="NAME", help="a name for the key, shown in runs and lists")
     create.add_argument("--tools", help="comma-separated tool names (see `workers mcp tools`); default all")
     create.add_argument("--workers", help="comma-separated worker slugs; default all")
     create.add_argument("--read-only", action="store_true", help="only read-only tools and database queries")
     create.add_argument("--expires-in", type=float, metavar="DAYS", help="the key stops working after DAYS days")
     create.set_defaults(handler=handle_create)
-    keys_sub.add_parser("list", help="names, prefixes, scope, last use; never the keys").set_defaults(
-        handler=handle_list
+    add_command(
+        keys_sub,
+        "list",
+        help="names, prefixes, scope, last use; never the keys",
+        description="Every API key: its name, prefix, state, last use, expiry and scope; never the key itself.",
+        example_lines=["python manage.py workers mcp keys list"],
+    ).set_defaults(handler=handle_list)
+    revoke = add_command(
+        keys_sub,
+        "revoke",
+        help="the key stops working at once",
+        description="Revoke an API key: its next request is refused (401 over HTTP).",
+        example_lines=["python manage.py workers mcp keys revoke gh"],
     )
-    revoke = keys_sub.add_parser("revoke", help="the key stops working at once")
-    revoke.add_argument("name", metavar="NAME")
+    revoke.add_argument("name", metavar="NAME", help="the key's name")
     revoke.set_defaults(handler=handle_revoke)
 
 

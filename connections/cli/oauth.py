@@ -18,30 +18,95 @@ from ..models import AuthorizationAttempt, Connection, Health, OAuthCapability
 from ..oauth.flow import start_authorization
 from ..oauth.tokens import disconnect, refresh_connection
 from ..text import describe_time, printable
-from . import add_worker_option, resolve_worker
+from . import add_command, add_worker_option, positive_seconds, resolve_worker
 
 
 def add_arguments(subparsers: Any) -> None:
-    oauth = subparsers.add_parser("oauth", help="OAuth connections")
-    sub = oauth.add_subparsers(dest="oauth_command", required=True)
-    p = sub.add_parser("show-redirect-url", help="the redirect URL to register with providers")
+    oauth = add_command(
+        subparsers,
+        "oauth",
+        help="OAuth connections",
+        description=(
+            "Connect a worker's OAuth capabilities to their providers (the authorization-code flow) and\n"
+            "look after the tokens. The admin's Connect button does the same as `oauth start`."
+        ),
+        example_lines=[
+            "python manage.py workers oauth show-redirect-url",
+            "python manage.py workers oauth start githubAuth",
+            "python manage.py workers oauth status",
+        ],
+    )
+    sub = oauth.add_subparsers(dest="oauth_command", required=True, metavar="SUBCOMMAND")
+    p = add_command(
+        sub,
+        "show-redirect-url",
+        help="the redirect URL to register with providers",
+        description=(
+            "Print the one redirect (callback) URL to register with every provider's OAuth app:\n"
+            "PUBLIC_URL + /oauth/callback/. Set PUBLIC_URL to the address your browser reaches the site at."
+        ),
+        example_lines=[
+            "python manage.py workers oauth show-redirect-url",
+            "PUBLIC_URL=https://workers.example.com python manage.py workers oauth show-redirect-url",
+        ],
+    )
     p.set_defaults(handler=handle_show_redirect_url)
-    p = sub.add_parser("start", help="print the authorization URL and wait for the callback")
+    p = add_command(
+        sub,
+        "start",
+        help="print the authorization URL and wait for the callback",
+        description=(
+            "Print the provider's authorization URL (and open it in a browser unless --no-browser),\n"
+            "then wait until the provider redirects back and the tokens are stored, or the flow fails.\n"
+            "The site must be running at PUBLIC_URL to receive the callback. Ctrl-C stops waiting."
+        ),
+        example_lines=[
+            "python manage.py workers oauth start sandboxAuth",
+            "python manage.py workers oauth start githubAuth --worker github --no-browser --timeout 120",
+        ],
+    )
     add_worker_option(p)
-    p.add_argument("key", help="capability key, e.g. githubAuth")
-    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the callback (default 600)")
+    p.add_argument("key", metavar="KEY", help="the capability's key, as in worker.oauth(KEY, ...), e.g. githubAuth")
+    p.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a browser")
+    p.add_argument("--timeout", type=positive_seconds, default=600, help="seconds to wait for the callback")
     p.set_defaults(handler=handle_start)
-    p = sub.add_parser("status", help="every capability: connected or not, expiry, last refresh, last error")
+    p = add_command(
+        sub,
+        "status",
+        help="every capability: connected or not, expiry, last refresh, last error",
+        description="Every active capability: connected or not, when its token expires, its last refresh and error.",
+        example_lines=[
+            "python manage.py workers oauth status",
+            "python manage.py workers oauth status --worker github",
+        ],
+    )
     add_worker_option(p)
     p.set_defaults(handler=handle_status)
-    p = sub.add_parser("refresh", help="force a token refresh")
+    p = add_command(
+        sub,
+        "refresh",
+        help="force a token refresh",
+        description=(
+            "Refresh the capability's access token now, even if it is still valid, and print when the\n"
+            "new one expires. A refusal by the provider says to reconnect."
+        ),
+        example_lines=["python manage.py workers oauth refresh githubAuth"],
+    )
     add_worker_option(p)
-    p.add_argument("key")
+    p.add_argument("key", metavar="KEY", help="the capability's key, e.g. githubAuth")
     p.set_defaults(handler=handle_refresh)
-    p = sub.add_parser("disconnect", help="forget the tokens (revoking them where the provider supports it)")
+    p = add_command(
+        sub,
+        "disconnect",
+        help="forget the tokens (revoking them where the provider supports it)",
+        description=(
+            "Revoke the capability's tokens at the provider where it supports revocation, then forget\n"
+            "them. Its secrets are kept; `oauth start` connects it again."
+        ),
+        example_lines=["python manage.py workers oauth disconnect githubAuth"],
+    )
     add_worker_option(p)
-    p.add_argument("key")
+    p.add_argument("key", metavar="KEY", help="the capability's key, e.g. githubAuth")
     p.set_defaults(handler=handle_disconnect)
 
 

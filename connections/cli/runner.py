@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,31 +17,82 @@ from ..models import Run, Sync, Tool
 from ..runner import runs
 from ..runner.syncs import execute_sync, start_sync, sync_row
 from ..runner.tools import execute_tool, start_tool
-from . import add_worker_option, resolve_worker
+from . import add_command, add_worker_option, positive_seconds, resolve_worker
 
 _POLL = 0.2
 
 
 def add_arguments(subparsers: Any) -> None:
-    p = subparsers.add_parser("exec", help="run a tool on a Celery worker (or here with --local) and print its result")
-    p.add_argument("tool", metavar="TOOL")
-    p.add_argument("--input", default="{}", help="the tool's input as JSON (default {})")
+    p = add_command(
+        subparsers,
+        "exec",
+        help="run a tool on a Celery worker (or here with --local) and print its result",
+        description=(
+            "Run a tool and print its JSON result on stdout (nothing else goes there: pipe it to jq).\n"
+            "The input is checked against the tool's schema before anything runs. Without --local the\n"
+            "run is queued for a Celery worker and this command waits for it; with --local it runs in\n"
+            "this process, where the tool's print() output goes to stderr and a pulled .env may supply\n"
+            "the token. Every run is recorded (`workers runs`)."
+        ),
+        example_lines=[
+            "python manage.py workers exec getMe",
+            'python manage.py workers exec searchNotes --worker notes --input \'{"query": "bugs"}\'',
+            "python manage.py workers exec getMe --local | jq .",
+        ],
+    )
+    p.add_argument("tool", metavar="TOOL", help="the tool's key, as in @worker.tool(KEY, ...)")
+    p.add_argument("--input", default="{}", help="the tool's input as a JSON object")
     p.add_argument("--local", action="store_true", help="run in this process; a pulled .env may supply the token")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the result (default 600)")
+    p.add_argument("--timeout", type=positive_seconds, default=600, help="seconds to wait for the result")
     add_worker_option(p)
     p.set_defaults(handler=handle_exec)
 
-    sync = subparsers.add_parser("sync", help="run syncs")
-    sub = sync.add_subparsers(dest="sync_command", required=True)
-    p = sub.add_parser("run", help="run a sync to completion, page by page")
-    p.add_argument("sync", metavar="SYNC")
+    sync = add_command(
+        subparsers,
+        "sync",
+        help="run syncs",
+        description="Run a worker's syncs by hand, beside their schedules.",
+        example_lines=[
+            "python manage.py workers sync run itemsSync",
+            "python manage.py workers sync run itemsSync --local",
+        ],
+    )
+    sub = sync.add_subparsers(dest="sync_command", required=True, metavar="SUBCOMMAND")
+    p = add_command(
+        sub,
+        "run",
+        help="run a sync to completion, page by page",
+        description=(
+            "Run a sync to the end of its cycle (pages while has_more), printing each page's counts.\n"
+            "An interrupted cycle resumes where it stopped. Without --local the run is queued for a\n"
+            "Celery worker and this command follows it; with --local it runs in this process."
+        ),
+        example_lines=[
+            "python manage.py workers sync run itemsSync",
+            "python manage.py workers sync run githubIssuesSync --worker github --local",
+        ],
+    )
+    p.add_argument("sync", metavar="SYNC", help="the sync's key, as in @worker.sync(KEY, ...)")
     p.add_argument("--local", action="store_true", help="run in this process instead of on a Celery worker")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the sync (default 3600)")
+    p.add_argument("--timeout", type=positive_seconds, default=3600, help="seconds to wait for the sync")
     add_worker_option(p)
     p.set_defaults(handler=handle_sync_run)
 
-    p = subparsers.add_parser("runs", help="recent runs with status and duration")
-    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p = add_command(
+        subparsers,
+        "runs",
+        help="recent runs with status and duration",
+        description=(
+            "Recent runs of tools, syncs and webhooks, newest first: status, attempts, when queued,\n"
+            "duration and the first line of the error."
+        ),
+        example_lines=[
+            "python manage.py workers runs",
+            "python manage.py workers runs --status failed --limit 50",
+            "python manage.py workers runs --kind sync --worker sandbox",
+        ],
+    )
+    p.add_argument("--limit", type=int, default=20, help="how many runs to show")
     p.add_argument("--kind", choices=[k.value for k in Run.Kind], help="only tools, syncs or webhooks")
     p.add_argument("--status", choices=[s.value for s in Run.Status], help="only runs with this status")
     add_worker_option(p)
@@ -76,12 +129,15 @@ def _retry_note(command: Any) -> Callable[[Run], None]:
 
 def _local_loop(execute: Callable[[], runs.Outcome], command: Any) -> Run:
     """Attempts in this process, with the same retries and waits a Celery worker would make."""
-    while True:
-        outcome = execute()
-        if outcome.retry_in is None:
-            return outcome.run
-        command.stderr.write(command.style.WARNING(outcome.run.error))
-        time.sleep(outcome.retry_in)
+    # The code's print() goes to stderr: stdout carries only this command's own output (a tool's
+    # JSON result, for `| jq`). command.stdout wraps the real stdout, taken before this.
+    with contextlib.redirect_stdout(sys.stderr):
+        while True:
+            outcome = execute()
+            if outcome.retry_in is None:
+                return outcome.run
+            command.stderr.write(command.style.WARNING(outcome.run.error))
+            time.sleep(outcome.retry_in)
 
 
 def _fail_unless_succeeded(run: Run) -> None:

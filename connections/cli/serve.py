@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from ..crypto import assert_keys_can_read
+from . import add_command
 from .summary import summary_lines
 
 STOP_TIMEOUT = 15.0
@@ -24,9 +25,24 @@ READY_FILE_VARIABLE = "WORKERS_SERVE_READY_FILE"
 
 
 def add_arguments(subparsers: Any) -> None:
-    p = subparsers.add_parser("serve", help="run the web server, a Celery worker and beat together (one machine)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", default="8000")
+    p = add_command(
+        subparsers,
+        "serve",
+        help="run the web server, a Celery worker and beat together (one machine)",
+        description=(
+            "Run the web server (gunicorn, or Django's development server with --dev), a Celery\n"
+            "worker and Celery beat in this terminal, as `make run` does. Ctrl-C stops all three; if\n"
+            "one of them exits, the others are stopped too. On several machines, start the processes\n"
+            "separately instead (`celery -A workers_site worker`, `celery -A workers_site beat`)."
+        ),
+        example_lines=[
+            "python manage.py workers serve",
+            "python manage.py workers serve --port 8431   # set PUBLIC_URL to match",
+            "python manage.py workers serve --dev --concurrency 1",
+        ],
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address the web server listens on")
+    p.add_argument("--port", default="8000", help="port the web server listens on")
     p.add_argument("--concurrency", default="2", help="Celery worker processes")
     p.add_argument(
         "--web-workers",

@@ -8,12 +8,23 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from ..conf import app_settings
+from . import add_command
 from .summary import remember_first_password
 
 
 def add_arguments(subparsers: Any) -> None:
-    p = subparsers.add_parser("setup", help="create the first admin user and the sandbox provider's app")
-    p.add_argument("--username", default="admin")
+    p = add_command(
+        subparsers,
+        "setup",
+        help="create the first admin user and the sandbox provider's app",
+        description=(
+            "First-run chores (`make run` does them): create an admin user with a random password,\n"
+            "shown once, unless one exists; with SANDBOX_PROVIDER on, register the sandbox provider's\n"
+            "app and store its client id and secret for the sandbox worker. Safe to run again."
+        ),
+        example_lines=["python manage.py workers setup", "python manage.py workers setup --username alice"],
+    )
+    p.add_argument("--username", default="admin", help="the admin user to create when there is none")
     p.set_defaults(handler=handle)
 
 

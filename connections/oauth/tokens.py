@@ -16,12 +16,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import connection as db
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
 from .. import metrics
-from ..exceptions import ReauthorizationRequired, TokenRefreshError, WorkerNotFound
+from ..conf import app_settings
+from ..exceptions import NotConnected, ReauthorizationRequired, TokenRefreshError, WorkerNotFound
 from ..models import Connection, TokenLifetime
 from . import client
 from .client import ProviderError, TokenResponse
@@ -112,10 +114,20 @@ def access_token(worker: str, key: str) -> str:
     if conn.is_fresh():
         return conn.access_token
     if conn.status == Status.NOT_CONNECTED:
-        raise ReauthorizationRequired(key, "not connected")
+        raise not_connected(conn.pk, key, ever=conn.connected_at is not None)
     if conn.status == Status.NEEDS_REAUTH:
         raise ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
     return refresh_connection(conn.pk)
+
+
+def not_connected(connection_id: int, key: str, *, ever: bool) -> NotConnected:
+    """The error for a capability with no tokens, naming the admin page whose Connect button fixes it."""
+    capability_id = Connection.objects.filter(pk=connection_id).values_list("capability_id", flat=True).first()
+    try:
+        path = reverse("admin:connections_oauthcapability_change", args=[capability_id])
+    except NoReverseMatch:  # a site that does not mount the admin
+        path = "/admin/"
+    return NotConnected(key, app_settings.PUBLIC_URL + path, ever=ever)
 
 
 def token_extra(worker: str, key: str) -> dict[str, Any]:
@@ -176,7 +188,7 @@ def _refresh(
         if not wanted:
             return conn.access_token, False
         if conn.status == Status.NOT_CONNECTED:
-            raise ReauthorizationRequired(key, "not connected")
+            raise not_connected(conn.pk, key, ever=conn.connected_at is not None)
         if conn.status == Status.NEEDS_REAUTH:
             failure = ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
         elif conn.status == Status.REFRESH_FAILING and conn.last_error_at and conn.last_error_at >= started:

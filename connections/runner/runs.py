@@ -16,11 +16,12 @@ from typing import Any
 
 from celery import current_app
 from django.db import close_old_connections, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from .. import jsondata
 from ..conf import app_settings
-from ..exceptions import InvalidJSONError
+from ..exceptions import InvalidJSONError, WorkerNotFound
 from ..models import Run
 from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which worker code imports)
 from . import limits
@@ -39,6 +40,20 @@ class Outcome:
     @property
     def status(self) -> str:
         return self.run.status
+
+
+def not_in_worker(model: type[Model], kind: str, worker: str, key: str) -> WorkerNotFound:
+    """The error for a tool or sync the worker lacks: a wrong --worker names the workers that have it;
+    only a key no worker has asks for a deploy."""
+    owners = sorted(
+        model.objects.filter(key=key, is_active=True)
+        .exclude(worker__slug=worker)
+        .values_list("worker__slug", flat=True)
+    )
+    if not owners:
+        return WorkerNotFound(f"No active {kind} {key!r} in worker {worker}: run `python manage.py workers deploy`.")
+    where = f"worker {owners[0]}" if len(owners) == 1 else f"workers {', '.join(owners)}"
+    return WorkerNotFound(f"Worker {worker} has no {kind} {key!r}; it is in {where}: pass `--worker {owners[0]}`.")
 
 
 def current_owner() -> str:

@@ -181,7 +181,7 @@ def release(sync_id: int, run: Run) -> None:
 def sync_row(worker: str, key: str) -> Sync:
     sync = Sync.objects.select_related("worker", "database").filter(worker__slug=worker, key=key).first()
     if sync is None or not sync.is_active:
-        raise WorkerNotFound(f"No active sync {key!r} in worker {worker}: run `python manage.py workers deploy`.")
+        raise runs.not_in_worker(Sync, "sync", worker, key)
     return sync
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from .. import jsondata, registry
-from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkerNotFound
+from ..exceptions import InvalidJSONError, InvalidToolInputError
 from ..models import Run, Tool
 from ..sdk.jsonschema import validate
 from ..sdk.worker import ToolDef
@@ -47,7 +47,7 @@ def validate_output(tool: Tool | ToolDef, value: Any) -> Any:
 def tool_row(worker: str, key: str) -> Tool:
     tool = Tool.objects.select_related("worker").filter(worker__slug=worker, key=key, is_active=True).first()
     if tool is None:
-        raise WorkerNotFound(f"No active tool {key!r} in worker {worker}: run `python manage.py workers deploy`.")
+        raise runs.not_in_worker(Tool, "tool", worker, key)
     return tool
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -109,3 +110,28 @@ def test_env_pull_writes_secrets_and_a_fresh_token(site, fake, tmp_path):
     assert name == "OAUTH_" + b"fake-oauth".hex().upper() + "_ACCESS_TOKEN"
     # Refreshed before it was written: the token in the file is valid.
     assert lines[name] == fake.issued[-1]["access_token"] and len(fake.refresh_requests) == 1
+
+
+def test_ctrl_c_while_oauth_start_waits_is_one_line_and_exit_130(site):
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "workers", "oauth", "start", "sandboxAuth", "--no-browser"],
+        cwd=ROOT,
+        env=subprocess_env(site.url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As in a terminal: Ctrl-C raises KeyboardInterrupt even when pytest itself runs in the background.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Waiting for the callback"):
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "Interrupted."
