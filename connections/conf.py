@@ -26,6 +26,12 @@ class AppSettings:
         return list(getattr(settings, "WORKER_MODULES", []))
 
     @property
+    def SERVE_RELOAD(self) -> bool:
+        """Whether `workers serve` restarts its web server, Celery worker and beat when a .py file of the
+        project or of WORKER_MODULES changes (`--noreload` turns it off for one run)."""
+        return bool(getattr(settings, "WORKERS_SERVE_RELOAD", True))
+
+    @property
     def SANDBOX_PROVIDER(self) -> bool:
         return bool(getattr(settings, "SANDBOX_PROVIDER", False))
 

@@ -189,6 +189,7 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # The app's own settings (connections/conf.py documents each); env names match.
+WORKERS_SERVE_RELOAD = env.bool("WORKERS_SERVE_RELOAD", default=True)
 WORKERS_TOKEN_REFRESH_MARGIN = env.int("WORKERS_TOKEN_REFRESH_MARGIN", default=60)
 WORKERS_HTTP_TIMEOUT = env.float("WORKERS_HTTP_TIMEOUT", default=15.0)
 WORKERS_TOKEN_MAX_BODY = env.int("WORKERS_TOKEN_MAX_BODY", default=64 * 1024)
