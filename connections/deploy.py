@@ -48,7 +48,12 @@ def deploy(modules: list[str] | None = None) -> DeployReport:
                 f"worker {worker.slug}",
             )
             _deploy_worker(worker, record, report)
-            m.Worker.objects.filter(pk=record.pk).update(deployed_at=now)
+            if record.code_fingerprint and record.code_fingerprint != worker.code_fingerprint:
+                report.changes.append(
+                    f"~ worker {worker.slug}: code changed (runs by processes that imported the old code are "
+                    "flagged until they restart)"
+                )
+            m.Worker.objects.filter(pk=record.pk).update(deployed_at=now, code_fingerprint=worker.code_fingerprint)
         for stale in m.Worker.objects.filter(is_active=True).exclude(slug__in=list(workers)):
             stale.is_active = False
             stale.save(update_fields=["is_active"])

@@ -17,6 +17,13 @@ class Worker(models.Model):
     module = models.CharField(_("module"), max_length=255, help_text=_("The dotted module that defines it."))
     is_active = models.BooleanField(_("active"), default=True)
     deployed_at = models.DateTimeField(_("last deployed"), null=True, blank=True)
+    # What a process compares the code it imported with: a run on other code is flagged (see Run).
+    code_fingerprint = models.CharField(
+        _("code fingerprint"),
+        max_length=64,
+        blank=True,
+        help_text=_("A hash of the worker module's source files, as the last deploy read them."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -394,6 +401,12 @@ class Run(models.Model):
     queued_at = models.DateTimeField(_("queued"), auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True, db_index=True)
+    code_fingerprint = models.CharField(
+        _("code fingerprint"), max_length=64, blank=True, help_text=_("Of the worker code the process had imported.")
+    )
+    deployed_fingerprint = models.CharField(
+        _("deployed fingerprint"), max_length=64, blank=True, help_text=_("Of the worker code deployed at the time.")
+    )
 
     class Meta:
         ordering = ["-queued_at"]
@@ -413,6 +426,24 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def code_mismatch(self) -> bool:
+        """The process ran other worker code than was deployed: it imported the module before an edit."""
+        return bool(self.code_fingerprint and self.deployed_fingerprint) and (
+            self.code_fingerprint != self.deployed_fingerprint
+        )
+
+    @property
+    def code_warning(self) -> str:
+        """What to do about a mismatch, naming the process; empty when there is none."""
+        if not self.code_mismatch:
+            return ""
+        host, _, pid = self.owner.rpartition(":")
+        return (
+            f"Ran outdated worker code ({self.code_fingerprint}; deployed: {self.deployed_fingerprint}) in process "
+            f"{pid or '?'} on {host or '?'}: restart the Celery worker it belongs to on {host or 'that machine'}."
+        )
 
 
 class Pacer(models.Model):

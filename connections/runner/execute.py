@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db import connection
 
-from .. import jsondata
+from .. import jsondata, registry
 from ..conf import app_settings
-from ..exceptions import InvalidJSONError
+from ..exceptions import InvalidJSONError, WorkerDefinitionError
 from ..models import Run, Sync
 from ..sdk.worker import local_mode
 from . import limits, runs
@@ -129,10 +129,31 @@ def record_killed(run_id: int) -> None:
     Sync.objects.filter(running_run_id=run.pk).update(running_run=None)
 
 
+def code_fingerprints(run: Run) -> dict[str, str]:
+    """The fingerprints of the worker code this process imported and of the code deployed (read at claim).
+
+    Empty when this process could not import the worker: there is no code to compare then.
+    """
+    try:
+        definition = registry.load_workers().get(run.worker.slug)
+    except WorkerDefinitionError:
+        return {}
+    if definition is None:
+        return {}
+    return {"code_fingerprint": definition.code_fingerprint, "deployed_fingerprint": run.worker.code_fingerprint}
+
+
 def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:
     worker = run.worker.slug
     secrets = known_secrets(worker)
     fields: dict[str, Any] = {"log": scrub(_combined_log(run, log.getvalue()), worker, secrets)}
+    fields.update(code_fingerprints(run))
+    checked = Run(
+        owner=run.owner, **{name: fields.get(name, "") for name in ("code_fingerprint", "deployed_fingerprint")}
+    )
+    if checked.code_mismatch:
+        # In the worker's log too: whoever watches it learns which process to restart.
+        logger.warning("Run #%s: %s", run.pk, checked.code_warning)
     if error is None:
         try:
             # Every kind's result, webhooks' included: too deep would end in a RecursionError below.
