@@ -407,6 +407,9 @@ class Run(models.Model):
     deployed_fingerprint = models.CharField(
         _("deployed fingerprint"), max_length=64, blank=True, help_text=_("Of the worker code deployed at the time.")
     )
+    code_outdated = models.BooleanField(
+        _("code outdated"), default=False, help_text=_("The process's files had changed since it imported them.")
+    )
 
     class Meta:
         ordering = ["-queued_at"]
@@ -436,13 +439,20 @@ class Run(models.Model):
 
     @property
     def code_warning(self) -> str:
-        """What to do about a mismatch, naming the process; empty when there is none."""
+        """What to do about a mismatch, naming the process and machine; empty when there is none."""
         if not self.code_mismatch:
             return ""
         host, _, pid = self.owner.rpartition(":")
+        host, pid = host or "?", pid or "?"
+        if self.code_outdated:
+            return (
+                f"Ran outdated worker code ({self.code_fingerprint}; deployed: {self.deployed_fingerprint}) in "
+                f"process {pid} on {host}: restart the Celery worker it belongs to on {host}."
+            )
         return (
-            f"Ran outdated worker code ({self.code_fingerprint}; deployed: {self.deployed_fingerprint}) in process "
-            f"{pid or '?'} on {host or '?'}: restart the Celery worker it belongs to on {host or 'that machine'}."
+            f"Ran worker code ({self.code_fingerprint}) that is not the deployed code ({self.deployed_fingerprint}) "
+            f"in process {pid} on {host}, as in {host}'s files: run `workers deploy` with this code, or update "
+            f"the code on {host} and restart its Celery worker."
         )
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from django.apps import apps
+from django.conf import settings
 from django.utils import autoreload
 
 
@@ -32,28 +35,32 @@ def worker_files(modules: Iterable[str]) -> list[Path]:
     return sorted({path.resolve() for name in modules for path in module_files(name)})
 
 
-def project_packages(root: Path) -> list[Path]:
-    """The project's own packages: folders of `root` with an `__init__.py` (never the virtualenv or dot folders)."""
-    return sorted(
-        child
-        for child in root.iterdir()
-        if child.is_dir() and not child.name.startswith(".") and (child / "__init__.py").is_file()
-    )
+def project_folders(root: Path) -> list[Path]:
+    """The folders of the project's own code inside `root`: its apps (INSTALLED_APPS) and the settings' package.
+
+    Not every package of the project: an edit to the tests or the benchmarks changes nothing that runs.
+    """
+    folders = {Path(app.path).resolve() for app in apps.get_app_configs()}
+    settings_module = sys.modules.get(settings.SETTINGS_MODULE)
+    if settings_module is not None and settings_module.__file__:
+        folders.add(Path(settings_module.__file__).resolve().parent)
+    root = root.resolve()
+    return sorted(folder for folder in folders if folder.is_relative_to(root) and folder != root)
 
 
 class CodeWatcher:
     """Tells which watched .py file changed since the last look, by modification time.
 
     Django's `StatReloader` (what `runserver` uses) lists and stats the files: every module this process
-    imported, the project's packages and top-level scripts, and the worker modules' files. It is asked,
+    imported, the project's apps, settings package and top-level scripts, and the worker modules' files. It is asked,
     not run in a thread, so the caller decides when to look (once a second) and what a change means.
     """
 
     def __init__(self, root: Path, modules: Iterable[str]) -> None:
         self.reloader = autoreload.StatReloader()
         self.reloader.watch_dir(root, "*.py")
-        for package in project_packages(root):
-            self.reloader.watch_dir(package, "**/*.py")
+        for folder in project_folders(root):
+            self.reloader.watch_dir(folder, "**/*.py")
         for name in modules:
             spec_files = module_files(name)
             if len(spec_files) == 1:

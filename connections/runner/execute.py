@@ -17,6 +17,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidJSONError, WorkerDefinitionError
 from ..models import Run, Sync
 from ..sdk.worker import local_mode
+from ..source import fingerprint, worker_files
 from . import limits, runs
 from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets, scrub
 from .retry import next_retry
@@ -129,10 +130,11 @@ def record_killed(run_id: int) -> None:
     Sync.objects.filter(running_run_id=run.pk).update(running_run=None)
 
 
-def code_fingerprints(run: Run) -> dict[str, str]:
+def code_fingerprints(run: Run) -> dict[str, Any]:
     """The fingerprints of the worker code this process imported and of the code deployed (read at claim).
 
-    Empty when this process could not import the worker: there is no code to compare then.
+    When they differ, the files on disk tell why: changed since the import (this process must restart)
+    or the same (the deploy is behind them). Empty when this process could not import the worker.
     """
     try:
         definition = registry.load_workers().get(run.worker.slug)
@@ -140,20 +142,27 @@ def code_fingerprints(run: Run) -> dict[str, str]:
         return {}
     if definition is None:
         return {}
-    return {"code_fingerprint": definition.code_fingerprint, "deployed_fingerprint": run.worker.code_fingerprint}
+    fields: dict[str, Any] = {
+        "code_fingerprint": definition.code_fingerprint,
+        "deployed_fingerprint": run.worker.code_fingerprint,
+    }
+    if run.worker.code_fingerprint and definition.code_fingerprint != run.worker.code_fingerprint:
+        # Read only on a mismatch: a run on the deployed code costs no file access.
+        fields["code_outdated"] = fingerprint(worker_files([definition.module])) != definition.code_fingerprint
+    return fields
 
 
 def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:
     worker = run.worker.slug
     secrets = known_secrets(worker)
     fields: dict[str, Any] = {"log": scrub(_combined_log(run, log.getvalue()), worker, secrets)}
-    fields.update(code_fingerprints(run))
-    checked = Run(
-        owner=run.owner, **{name: fields.get(name, "") for name in ("code_fingerprint", "deployed_fingerprint")}
-    )
-    if checked.code_mismatch:
+    code = code_fingerprints(run)
+    fields.update(code)
+    for name, value in code.items():
+        setattr(run, name, value)  # finish() stores them with the outcome
+    if run.code_mismatch:
         # In the worker's log too: whoever watches it learns which process to restart.
-        logger.warning("Run #%s: %s", run.pk, checked.code_warning)
+        logger.warning("Run #%s: %s", run.pk, run.code_warning)
     if error is None:
         try:
             # Every kind's result, webhooks' included: too deep would end in a RecursionError below.

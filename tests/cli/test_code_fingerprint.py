@@ -71,7 +71,7 @@ def test_a_run_by_a_worker_that_kept_old_code_is_flagged_until_it_restarts(
         result, done = run_tool()
         assert result == {"version": 1}  # the old code ran...
         run = Run.objects.latest("pk")
-        assert run.code_mismatch  # ...and the run says so, naming the process to restart
+        assert run.code_mismatch and run.code_outdated  # ...and the run says so, naming the process to restart
         host, _, pid = run.owner.rpartition(":")
         assert f"process {pid} on {host}" in run.code_warning and "restart" in run.code_warning
         assert run.code_warning in done.stderr

@@ -128,7 +128,7 @@ def serve(site_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess
                 proc.wait()
 
 
-def exec_tool(env: dict[str, str]) -> dict:
+def exec_tool(env: dict[str, str]) -> tuple[dict, str]:
     done = subprocess.run(
         [sys.executable, "manage.py", "workers", "exec", "codeVersion", "--timeout", "120"],
         cwd=ROOT,
@@ -138,7 +138,7 @@ def exec_tool(env: dict[str, str]) -> dict:
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout)
+    return json.loads(done.stdout), done.stderr
 
 
 def test_an_edited_worker_module_restarts_the_processes_and_the_next_run_executes_the_new_code(
@@ -149,7 +149,7 @@ def test_an_edited_worker_module_restarts_the_processes_and_the_next_run_execute
     wait_for("three children", lambda: len(children(proc.pid)) == 3, proc, log)
     before = children(proc.pid)
     # The served worker imports the module at its first run: this is the code it keeps in memory.
-    assert exec_tool(site_env) == {"version": 1}
+    assert exec_tool(site_env)[0] == {"version": 1}
 
     edited = write_worker(tmp_path / "code", 2)
 
@@ -158,7 +158,10 @@ def test_an_edited_worker_module_restarts_the_processes_and_the_next_run_execute
     after = children(proc.pid)
     assert len(after) == 3, after
     assert not set(before) & set(after), (before, after)  # web server, Celery worker and beat: new processes
-    assert exec_tool(site_env) == {"version": 2}
+    result, warnings = exec_tool(site_env)
+    assert result == {"version": 2}
+    # Served, not yet deployed: the run says the deploy is behind this machine's files.
+    assert "run `workers deploy` with this code" in warnings, warnings
 
 
 def test_noreload_and_the_setting_turn_restarting_off(settings) -> None:
