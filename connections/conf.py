@@ -18,6 +18,7 @@ DEFAULTS: dict[str, Any] = {
     "SANDBOX_PROVIDER": False,
     "METRICS_TOKEN": "",
     "LOG_FORMAT": "plain",
+    "WORKERS_SERVE_RELOAD": True,
     "WORKERS_TOKEN_REFRESH_MARGIN": 60,
     "WORKERS_HTTP_TIMEOUT": 15.0,
     "WORKERS_TOKEN_MAX_BODY": 64 * 1024,
@@ -98,6 +99,12 @@ class AppSettings:
     @property
     def WORKER_MODULES(self) -> list[str]:
         return list(_setting("WORKER_MODULES"))
+
+    @property
+    def SERVE_RELOAD(self) -> bool:
+        """Whether `workers serve` restarts its web server, Celery worker and beat when a .py file of the
+        project or of WORKER_MODULES changes (`--noreload` turns it off for one run)."""
+        return bool(_setting("WORKERS_SERVE_RELOAD"))
 
     @property
     def SANDBOX_PROVIDER(self) -> bool:

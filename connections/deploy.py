@@ -103,7 +103,12 @@ def deploy(
                 f"worker {worker.slug}",
             )
             _deploy_worker(worker, record, report)
-            m.Worker.objects.filter(pk=record.pk).update(deployed_at=now)
+            if record.code_fingerprint and record.code_fingerprint != worker.code_fingerprint:
+                report.changes.append(
+                    f"~ worker {worker.slug}: code changed (runs by processes that imported the old code are "
+                    "flagged until they restart)"
+                )
+            m.Worker.objects.filter(pk=record.pk).update(deployed_at=now, code_fingerprint=worker.code_fingerprint)
         stale_workers = list(m.Worker.objects.filter(is_active=True).exclude(slug__in=list(workers)))
         if stale_workers:
             report.notes.append(

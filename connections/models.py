@@ -19,6 +19,13 @@ class Worker(models.Model):
     module = models.CharField(_("module"), max_length=255, help_text=_("The dotted module that defines it."))
     is_active = models.BooleanField(_("active"), default=True)
     deployed_at = models.DateTimeField(_("last deployed"), null=True, blank=True)
+    # What a process compares the code it imported with: a run on other code is flagged (see Run).
+    code_fingerprint = models.CharField(
+        _("code fingerprint"),
+        max_length=64,
+        blank=True,
+        help_text=_("A hash of the worker module's source files, as the last deploy read them."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -511,6 +518,15 @@ class Run(models.Model):
     queued_at = models.DateTimeField(_("queued"), auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True, db_index=True)
+    code_fingerprint = models.CharField(
+        _("code fingerprint"), max_length=64, blank=True, help_text=_("Of the worker code the process had imported.")
+    )
+    deployed_fingerprint = models.CharField(
+        _("deployed fingerprint"), max_length=64, blank=True, help_text=_("Of the worker code deployed at the time.")
+    )
+    code_outdated = models.BooleanField(
+        _("code outdated"), default=False, help_text=_("The process's files had changed since it imported them.")
+    )
 
     class Meta:
         ordering = ["-queued_at"]
@@ -530,6 +546,31 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def code_mismatch(self) -> bool:
+        """The process ran other worker code than was deployed: it imported the module before an edit."""
+        return bool(self.code_fingerprint and self.deployed_fingerprint) and (
+            self.code_fingerprint != self.deployed_fingerprint
+        )
+
+    @property
+    def code_warning(self) -> str:
+        """What to do about a mismatch, naming the process and machine; empty when there is none."""
+        if not self.code_mismatch:
+            return ""
+        host, _, pid = self.owner.rpartition(":")
+        host, pid = host or "?", pid or "?"
+        if self.code_outdated:
+            return (
+                f"Ran outdated worker code ({self.code_fingerprint}; deployed: {self.deployed_fingerprint}) in "
+                f"process {pid} on {host}: restart the Celery worker it belongs to on {host}."
+            )
+        return (
+            f"Ran worker code ({self.code_fingerprint}) that is not the deployed code ({self.deployed_fingerprint}) "
+            f"in process {pid} on {host}, as in {host}'s files: run `workers deploy` with this code, or update "
+            f"the code on {host} and restart its Celery worker."
+        )
 
 
 class Pacer(models.Model):

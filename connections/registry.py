@@ -13,6 +13,7 @@ from .exceptions import WorkerDefinitionError, WorkerNotFound, WorkersError
 from .models import Secret
 from .models import Worker as WorkerRow
 from .sdk.worker import OAuthCapability, SyncDef, ToolDef, WebhookDef, Worker
+from .source import fingerprint, worker_files
 
 _lock = threading.Lock()
 _cache: dict[tuple[str, ...], dict[str, Worker]] = {}
@@ -45,6 +46,8 @@ def _import(names: tuple[str, ...]) -> dict[str, Worker]:
             # Any other mistake in worker code (a NameError, a bad j.enum()) is still a definition
             # error: commands report it in one line instead of a traceback.
             raise WorkerDefinitionError(f"Cannot import worker module {name}: {type(exc).__name__}: {exc}") from exc
+        # Read right after the import: what this process runs, compared with what was deployed.
+        code = fingerprint(worker_files([name]))
         found = [value for value in vars(module).values() if isinstance(value, Worker)]
         if not found:
             raise WorkerDefinitionError(f"Worker module {name} defines no Worker")
@@ -54,6 +57,7 @@ def _import(names: tuple[str, ...]) -> dict[str, Worker]:
                     f"Worker {worker.slug} is defined twice: in {workers[worker.slug].module} and in {name}"
                 )
             worker.module = name
+            worker.code_fingerprint = code
             workers[worker.slug] = worker
     return workers
 

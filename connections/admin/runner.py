@@ -335,9 +335,9 @@ class RunAdmin(CodeDefinedAdmin):
     list_select_related = ["worker"]
     change_form_template = "admin/connections/run/change_form.html"
     fields = ["kind", "worker", "target", "status", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
-              "duration_display", "owner", "input_display", "result_display", "result_truncated", "progress_display",
+              "duration_display", "owner", "code_display", "input_display", "result_display", "result_truncated", "progress_display",
               "error", "traceback_display", "log_display", "webhook_event"]  # fmt: skip
-    readonly_fields = ["duration_display", "input_display", "result_display", "progress_display",
+    readonly_fields = ["duration_display", "code_display", "input_display", "result_display", "progress_display",
                        "traceback_display", "log_display"]  # fmt: skip
 
     @admin.display(description=_("duration"))
@@ -346,8 +346,14 @@ class RunAdmin(CodeDefinedAdmin):
 
     @admin.display(description=_("error"))
     def short_error(self, obj: Run) -> str:
-        line = (obj.error.splitlines() or [""])[0]
+        line = (obj.error.splitlines() or [""])[0] or obj.code_warning
         return line if len(line) <= 100 else line[:99] + "…"
+
+    @admin.display(description=_("worker code"))
+    def code_display(self, obj: Run) -> str:
+        if obj.code_mismatch:
+            return obj.code_warning
+        return _("as deployed") if obj.code_fingerprint else "-"
 
     @admin.display(description=_("input"))
     def input_display(self, obj: Run) -> str:

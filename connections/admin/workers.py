@@ -107,7 +107,7 @@ class WorkerAdmin(admin.ModelAdmin):
     list_display = ["slug", "module", "is_active", "deployed_at", "missing"]
     list_filter = ["is_active"]
     search_fields = ["slug", "module"]
-    readonly_fields = ["slug", "module", "is_active", "deployed_at", "created_at", "missing"]
+    readonly_fields = ["slug", "module", "is_active", "deployed_at", "code_fingerprint", "created_at", "missing"]
     inlines = [SecretNameInline, CapabilityInline, ToolInline, SyncInline, WebhookInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -160,6 +160,8 @@ def handle_exec(command: Any, options: dict[str, Any]) -> None:
         run = _local_loop(lambda: execute_tool(run.pk, local=True), command)
     else:
         run = _wait(run, options["timeout"], _retry_note(command))
+    if run.code_mismatch:
+        command.stderr.write(command.style.WARNING(run.code_warning))
     _fail_unless_succeeded(run)
     if run.result_truncated:
         command.stderr.write(command.style.WARNING(f"The result was truncated to {len(run.result)} characters."))
@@ -250,3 +252,5 @@ def handle_runs(command: Any, options: dict[str, Any]) -> None:
             f"{run.pk:>6}  {run.kind:<8} {target[:28]:<28} {run.status:<10} {run.attempts:>5}  "
             f"{timezone.localtime(run.queued_at):%Y-%m-%d %H:%M:%S}  {_duration(run):>9}  {error}"
         )
+        if run.code_mismatch:
+            command.stdout.write(command.style.WARNING(f"{'':>8}! {run.code_warning}"))

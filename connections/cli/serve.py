@@ -1,4 +1,8 @@
-"""`workers serve`: the web server (gunicorn), a Celery worker and beat in one terminal; Ctrl-C stops them all."""
+"""`workers serve`: the web server (gunicorn), a Celery worker and beat in one terminal; Ctrl-C stops them all.
+
+They restart when a .py file of the project or of WORKER_MODULES changes, as `runserver` does, so edited
+worker code is what the next run executes (`--noreload` or WORKERS_SERVE_RELOAD=false to keep them).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,15 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from ..conf import app_settings
 from ..crypto import assert_keys_can_read
+from ..source import CodeWatcher
 from . import add_command
 from .summary import summary_lines
 
 STOP_TIMEOUT = 15.0
+# How often the watched files are stat'ed: runserver's StatReloader looks once a second too.
+RELOAD_POLL = 1.0
 READY_TIMEOUT = 60.0
 # workers_site/celery.py creates the file this names when the worker is ready.
 READY_FILE_VARIABLE = "WORKERS_SERVE_READY_FILE"
@@ -52,7 +60,18 @@ def add_arguments(subparsers: Any) -> None:
     p.add_argument(
         "--dev", action="store_true", help="Django's development server instead of gunicorn (one request at a time)"
     )
+    p.add_argument(
+        "--noreload",
+        action="store_true",
+        help="do not restart the three processes when a .py file of the project or of WORKER_MODULES changes "
+        "(restarting is on by default; WORKERS_SERVE_RELOAD=false turns it off for good)",
+    )
     p.set_defaults(handler=handle)
+
+
+def reload_enabled(options: dict[str, Any]) -> bool:
+    """Restart on code changes unless `--noreload` was given or WORKERS_SERVE_RELOAD is false."""
+    return bool(app_settings.SERVE_RELOAD and not options.get("noreload"))
 
 
 def web_command(python: str, host: str, port: str, *, dev: bool = False, web_workers: str = "2") -> list[str]:
@@ -108,7 +127,9 @@ def handle(command: Any, options: dict[str, Any]) -> None:
     ready_file.parent.mkdir(parents=True, exist_ok=True)
     ready_file.unlink(missing_ok=True)
     child_env = {**os.environ, READY_FILE_VARIABLE: str(ready_file)}
+    watcher = CodeWatcher(Path(settings.BASE_DIR), app_settings.WORKER_MODULES) if reload_enabled(options) else None
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    down: set[str] = set()
     failed: list[str] = []
     stopping = False
 
@@ -116,29 +137,53 @@ def handle(command: Any, options: dict[str, Any]) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
+    def start_all() -> None:
         for name, argv in commands.items():
             # A session of its own: the terminal's Ctrl-C reaches only this process, which then
             # stops the children in order instead of all of them dying at once mid-task.
             procs[name] = subprocess.Popen(argv, start_new_session=True, env=child_env)
+        down.clear()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        start_all()
         served_at = f"http://{options['host']}:{options['port']}"
         announced = False
         started = time.monotonic()
+        next_look = time.monotonic() + RELOAD_POLL
         while not stopping:
             for name, proc in procs.items():
-                if proc.poll() is not None:
+                if name in down or proc.poll() is None:
+                    continue
+                if watcher is None:
                     failed.append(f"{name} exited with status {proc.returncode}")
                     stopping = True
+                else:
+                    # A syntax error in the code being edited: wait for the fix, as runserver does.
+                    down.add(name)
+                    command.stderr.write(
+                        f"{name} exited with status {proc.returncode}; restarting all when a .py file changes."
+                    )
             worker_ready = ready_file.exists() or time.monotonic() - started > READY_TIMEOUT
             if not announced and not stopping and worker_ready and _answers(options["host"], options["port"]):
                 # Last, once the site answers: the lines a newcomer needs are not lost among the servers'.
                 announced = True
                 for line in summary_lines(served_at):
                     command.stdout.write(command.style.SUCCESS(line))
+                if watcher is not None:
+                    command.stdout.write("They restart when a .py file changes (--noreload to keep them).")
                 command.stdout.flush()
-            time.sleep(0.5)
+            if watcher is not None and not stopping and time.monotonic() >= next_look:
+                changed = watcher.changed()
+                if changed is not None:
+                    command.stdout.write(f"Restarting: {changed} changed.")
+                    command.stdout.flush()
+                    _stop_all(procs)
+                    if not stopping:  # a Ctrl-C while they stopped
+                        start_all()
+                next_look = time.monotonic() + RELOAD_POLL
+            time.sleep(0.2 if watcher is not None else 0.5)
     finally:
         _stop_all(procs)
         ready_file.unlink(missing_ok=True)

@@ -12,12 +12,13 @@ from typing import Any
 
 from django.db import connection
 
-from .. import jsondata
+from .. import jsondata, registry
 from ..conf import app_settings
-from ..exceptions import InvalidJSONError
+from ..exceptions import InvalidJSONError, WorkerDefinitionError
 from ..logging import redact
 from ..models import Run, Sync
 from ..runtime import running_locally
+from ..source import fingerprint, worker_files
 from . import limits, runs
 from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets
 from .retry import next_retry
@@ -126,9 +127,38 @@ def record_killed(run_id: int) -> None:
     Sync.objects.filter(running_run_id=run.pk).update(running_run=None)
 
 
+def code_fingerprints(run: Run) -> dict[str, Any]:
+    """The fingerprints of the worker code this process imported and of the code deployed (read at claim).
+
+    When they differ, the files on disk tell why: changed since the import (this process must restart)
+    or the same (the deploy is behind them). Empty when this process could not import the worker.
+    """
+    try:
+        definition = registry.load_workers().get(run.worker.slug)
+    except WorkerDefinitionError:
+        return {}
+    if definition is None:
+        return {}
+    fields: dict[str, Any] = {
+        "code_fingerprint": definition.code_fingerprint,
+        "deployed_fingerprint": run.worker.code_fingerprint,
+    }
+    if run.worker.code_fingerprint and definition.code_fingerprint != run.worker.code_fingerprint:
+        # Read only on a mismatch: a run on the deployed code costs no file access.
+        fields["code_outdated"] = fingerprint(worker_files([definition.module])) != definition.code_fingerprint
+    return fields
+
+
 def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:
     secrets = known_secrets(run.worker.slug)
     fields: dict[str, Any] = {"log": redact(_combined_log(run, log.getvalue()), secrets)}
+    code = code_fingerprints(run)
+    fields.update(code)
+    for name, value in code.items():
+        setattr(run, name, value)  # finish() stores them with the outcome
+    if run.code_mismatch:
+        # In the worker's log too: whoever watches it learns which process to restart.
+        logger.warning("Run #%s: %s", run.pk, run.code_warning)
     if error is None:
         try:
             # Every kind's result, webhooks' included: too deep would end in a RecursionError below.

@@ -206,6 +206,8 @@ class Worker:
             )
         self.slug = slug
         self.module = ""
+        # Set by the registry when it imports the module: a hash of the source files this process runs.
+        self.code_fingerprint = ""
         self.capabilities: dict[str, OAuthCapability] = {}
         self.tools: dict[str, ToolDef] = {}
         self.databases: dict[str, DatabaseDef] = {}
