@@ -1,4 +1,5 @@
-"""Text from outside (a provider's error, a description it echoes) made safe to print on a terminal."""
+"""Text from outside (a provider's error, a description it echoes) made safe to print on a terminal,
+and record keys made to sort as people expect."""
 
 from __future__ import annotations
 
@@ -24,3 +25,19 @@ def printable(text: str) -> str:
     if text.isascii() and text.isprintable():
         return text
     return _UNPRINTABLE.sub(_escape, text)
+
+
+_DIGITS = re.compile(r"\d+")
+SORT_KEY_LENGTH = 1000
+
+
+def _number(match: re.Match[str]) -> str:
+    digits = match.group().lstrip("0") or "0"
+    # Its length first, so a longer number sorts after a shorter one: "9" < "10" as text too.
+    return f"{min(len(digits), 999):03d}{digits}"
+
+
+def natural_sort_key(text: str) -> str:
+    """`text` with each run of digits prefixed by its length: sorted as text, "2" comes before "10"
+    and "item 9" before "item 10", in SQL (an indexed column) as in Python."""
+    return _DIGITS.sub(_number, str(text))[:SORT_KEY_LENGTH]

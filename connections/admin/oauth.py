@@ -32,7 +32,7 @@ CONFIG_FIELDS = [
     "token_endpoint",
     "revocation_endpoint",
     "scope",
-    "client_id",
+    "client_id_display",
     "client_secret_ref",
     "authorization_params",
     "access_token_expire_ms",
@@ -143,6 +143,14 @@ class OAuthCapabilityAdmin(admin.ModelAdmin):
     def connected(self, obj: OAuthCapability) -> Any:
         conn = self._conn(obj)
         return h.describe_time(conn.connected_at if conn else None)
+
+    @admin.display(description=_("client id"))
+    def client_id_display(self, obj: OAuthCapability) -> str:
+        """The secret's name for `worker.env("NAME")` (its value stays on the Secrets page); a literal as is."""
+        ref = obj.client_id or {}
+        if ref.get("secret"):
+            return f"{ref['secret']} (a secret of worker {obj.worker.slug}, set under Secrets)"
+        return str(ref.get("value") or "-")
 
     # --- views ----------------------------------------------------------------------------
 
