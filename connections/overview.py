@@ -20,6 +20,12 @@ from .oauth import health as h
 from .sdk.worker import parse_schedule
 
 LIMIT = 10
+ENCRYPTED_FIELDS = [
+    "client_secret_literal",
+    "connection__access_token",
+    "connection__refresh_token",
+    "connection__extra",
+]
 # Waiting longer than this with no worker taking the run is worth a look (and a red figure).
 LONG_WAIT = timedelta(minutes=2)
 
@@ -126,7 +132,10 @@ def _connections(overview: Overview, limit: int) -> None:
     counts = capabilities.aggregate(**{state: Count("pk", filter=h.matching(state)) for state in h.LABELS})
     overview.connection_counts = [(state, str(h.LABELS[state]), h.COLOURS[state], counts[state]) for state in h.LABELS]
     # Unhealthy first: the rows the page is for; healthy ones fill what is left of the limit.
-    listed = capabilities.select_related("worker", "connection").order_by("worker__slug", "key")
+    # No token or secret is decrypted for this page (nor can a key problem take the index down).
+    listed = (
+        capabilities.select_related("worker", "connection").defer(*ENCRYPTED_FIELDS).order_by("worker__slug", "key")
+    )
     healthy = h.matching(h.CONNECTED)
     caps = list(listed.exclude(healthy)[:limit])
     if len(caps) < limit:
@@ -152,6 +161,8 @@ def _syncs(overview: Overview, limit: int) -> None:
 def _runs(overview: Overview, limit: int) -> None:
     failed = Run.objects.filter(status=Run.Status.FAILED, finished_at__gte=overview.since)
     rows = list(failed.select_related("worker").order_by("-finished_at")[:limit])
+    for failure in rows:
+        failure.error_line = (failure.error.strip().splitlines() or [""])[0]  # the page's one line per run
     overview.failed_runs = Section(rows, failed.count())
     queued = Run.objects.filter(status=Run.Status.QUEUED)
     rows = list(queued.select_related("worker").order_by("queued_at")[:limit])  # the longest wait first
