@@ -177,3 +177,18 @@ def test_the_overview_costs_the_same_queries_at_3_and_at_40_rows(admin_client):
     many = _count_queries(admin_client)
 
     assert few == many
+
+
+def test_the_overview_decrypts_no_token(admin_client):
+    cap = failing_connection()
+    # A token the configured key cannot read (written under a lost key): the capability's own page
+    # says so, but the overview never needs a token and stays up.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_connection SET access_token = %s WHERE capability_id = %s", ["not-fernet", cap.pk]
+        )
+
+    response = admin_client.get("/admin/")
+
+    assert response.status_code == 200
+    assert "needs reauthorization" in response.content.decode()
