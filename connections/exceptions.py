@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from billiard.exceptions import SoftTimeLimitExceeded
 
 
@@ -83,8 +85,11 @@ class TokenRefreshError(WorkersError):
 class AuthorizationError(WorkersError):
     """The authorization-code flow failed (bad callback, provider error, failed code exchange)."""
 
-    def __init__(self, message: str, *, code: str = "invalid_request") -> None:
+    def __init__(self, message: str, *, code: str = "invalid_request", capability: Any = None) -> None:
         self.code = code
+        # The OAuthCapability the failed flow was for, when the callback got that far: its error
+        # page then offers to try again.
+        self.capability = capability
         super().__init__(message)
 
 

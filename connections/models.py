@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -12,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import app_settings
 from .fields import EncryptedJSONField, EncryptedTextField
+from .text import natural_sort_key
 
 
 class Worker(models.Model):
@@ -324,6 +326,8 @@ class SyncedDatabase(models.Model):
 class Record(models.Model):
     database = models.ForeignKey(SyncedDatabase, on_delete=models.CASCADE, related_name="records")
     key = models.CharField(_("key"), max_length=500)
+    # `key` with its numbers padded (text.natural_sort_key): the records list sorts ids 2 before 10.
+    sort_key = models.CharField(max_length=1000, blank=True, default="", editable=False)
     properties = models.JSONField(_("properties"), default=dict)
     # Text of the property values, for admin search without JSON operators.
     search_text = models.TextField(blank=True, default="")
@@ -333,13 +337,19 @@ class Record(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["database", "key"]
+        ordering = ["database", "sort_key", "key"]
         constraints = [models.UniqueConstraint(fields=["database", "key"], name="unique_record_key")]
+        indexes = [models.Index(fields=["database", "sort_key"], name="record_natural_order")]
         verbose_name = _("record")
         verbose_name_plural = _("records")
 
     def __str__(self) -> str:
         return self.key
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # bulk_create skips save(): apply_page sets sort_key itself.
+        self.sort_key = natural_sort_key(self.key)
+        super().save(*args, **kwargs)
 
 
 class Tool(models.Model):
@@ -530,7 +540,13 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-queued_at"]
-        indexes = [models.Index(fields=["kind", "status"])]
+        indexes = [
+            models.Index(fields=["kind", "status"]),
+            # The overview's lists: the oldest queued runs, the newest failures, each sync's last run.
+            models.Index(fields=["status", "queued_at"], name="run_status_queued"),
+            models.Index(fields=["status", "finished_at"], name="run_status_finished"),
+            models.Index(fields=["sync", "queued_at"], name="run_sync_queued"),
+        ]
         verbose_name = _("run")
         verbose_name_plural = _("runs")
 

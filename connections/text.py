@@ -1,4 +1,5 @@
-"""Text for people: text from outside (a provider's error) made safe to print, times told relative to now."""
+"""Text for people: text from outside (a provider's error) made safe to print, times told relative to now,
+and record keys made to sort as people expect."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ def describe_time(value: datetime | None) -> str:
     else:
         relative = f"in {timeuntil(value, now)}" if value > now else f"{timesince(value, now)} ago"
     return f"{local:%Y-%m-%d %H:%M:%S %Z} ({relative})"
+
+
+_DIGITS = re.compile(r"\d+")
+SORT_KEY_LENGTH = 1000
+
+
+def _number(match: re.Match[str]) -> str:
+    digits = match.group().lstrip("0") or "0"
+    # Its length first, so a longer number sorts after a shorter one: "9" < "10" as text too.
+    return f"{min(len(digits), 999):03d}{digits}"
+
+
+def natural_sort_key(text: str) -> str:
+    """`text` with each run of digits prefixed by its length: sorted as text, "2" comes before "10"
+    and "item 9" before "item 10", in SQL (an indexed column) as in Python."""
+    return _DIGITS.sub(_number, str(text))[:SORT_KEY_LENGTH]

@@ -39,7 +39,7 @@ if not _keys:
 FIELD_ENCRYPTION_KEY = _keys
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "connections.apps.WorkersAdminConfig",  # django.contrib.admin, with the overview as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

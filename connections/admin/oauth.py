@@ -19,6 +19,7 @@ from ..exceptions import AuthorizationError
 from ..models import AuthorizationAttempt, Connection, Health, OAuthCapability
 from ..oauth.flow import start_authorization
 from ..oauth.tokens import disconnect
+from ..overview import BADGE_COLOURS
 from ..secrets import missing_secrets
 from ..text import describe_time, printable
 
@@ -31,7 +32,7 @@ CONFIG_FIELDS = [
     "token_endpoint",
     "revocation_endpoint",
     "scope",
-    "client_id",
+    "client_id_display",
     "client_secret_ref",
     "authorization_params",
     "access_token_expire_ms",
@@ -40,14 +41,6 @@ CONFIG_FIELDS = [
 ]
 HEALTH_FIELDS = ["status_badge", "expires", "last_refresh", "granted_scope", "last_error", "failures", "connected"]
 CONNECT_PERMISSION = "connections.connect_oauthcapability"
-# The status badge's background per health state: presentation, so here rather than beside the rule.
-BADGE_COLOURS = {
-    Health.NOT_CONNECTED: "#6b7280",
-    Health.CONNECTED: "#1a7f37",
-    Health.EXPIRING: "#b54708",
-    Health.REFRESH_FAILING: "#b42318",
-    Health.NEEDS_REAUTH: "#b42318",
-}
 
 
 class HealthFilter(admin.SimpleListFilter):
@@ -150,6 +143,14 @@ class OAuthCapabilityAdmin(admin.ModelAdmin):
     def connected(self, obj: OAuthCapability) -> Any:
         conn = self._conn(obj)
         return describe_time(conn.connected_at if conn else None)
+
+    @admin.display(description=_("client id"))
+    def client_id_display(self, obj: OAuthCapability) -> str:
+        """The secret's name for `worker.env("NAME")` (its value stays on the Secrets page); a literal as is."""
+        ref = obj.client_id or {}
+        if ref.get("secret"):
+            return f"{ref['secret']} (a secret of worker {obj.worker.slug}, set under Secrets)"
+        return str(ref.get("value") or "-")
 
     # --- views ----------------------------------------------------------------------------
 

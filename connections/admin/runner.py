@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -23,6 +24,9 @@ from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEv
 from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
 from ..sdk.jsonschema import node_type
+
+# Characters of a run's error in the runs list's hover text; the run's page has all of it.
+ERROR_TITLE_LIMIT = 2000
 
 
 class CodeDefinedAdmin(admin.ModelAdmin):
@@ -279,17 +283,29 @@ def display_value(value: Any) -> str:
     return str(inner)
 
 
-def _property_column(name: str) -> Any:
+# Property types whose values are JSON numbers or booleans: sorted as such, not as their text.
+TYPED_SORT = {"number", "checkbox"}
+
+
+def _property_column(name: str, declaration: Any) -> Any:
     def column(obj: Record) -> str:
         return display_value(obj.properties.get(name))
 
     column.short_description = name  # type: ignore[attr-defined]
+    kind = declaration.get("type") if isinstance(declaration, dict) else None
+    value = KeyTransform("value", KeyTransform(name, "properties"))
+    # A JSON value sorts by its type on both databases (numbers by value: 2 before 10); its text
+    # would sort "10" before "2". Text properties sort as text.
+    ordering = value if kind in TYPED_SORT else KeyTextTransform("value", KeyTransform(name, "properties"))
+    column.admin_order_field = ordering  # type: ignore[attr-defined]
     return column
 
 
 @admin.register(Record)
 class RecordAdmin(CodeDefinedAdmin):
-    list_display = ["key", "database", "summary", "updated_at"]
+    list_display = ["record_key", "database", "summary", "updated_at"]
+    # Numbers in keys sort as numbers (2 before 10), on an index.
+    ordering = ["database_id", "sort_key"]
     list_filter = ["database"]
     search_fields = ["key", "search_text"]
     list_select_related = ["database"]
@@ -302,7 +318,15 @@ class RecordAdmin(CodeDefinedAdmin):
         database = SyncedDatabase.objects.filter(pk=database_id).first() if database_id.isdigit() else None
         if database is None:
             return list(self.list_display)
-        return ["key", *(_property_column(name) for name in database.properties), "updated_at"]
+        return [
+            "record_key",
+            *(_property_column(name, kind) for name, kind in database.properties.items()),
+            "updated_at",
+        ]
+
+    @admin.display(description=_("key"), ordering="sort_key")
+    def record_key(self, obj: Record) -> str:
+        return obj.key
 
     @admin.display(description=_("properties"))
     def summary(self, obj: Record) -> str:
@@ -346,8 +370,17 @@ class RunAdmin(CodeDefinedAdmin):
 
     @admin.display(description=_("error"))
     def short_error(self, obj: Run) -> str:
-        line = (obj.error.splitlines() or [""])[0] or obj.code_warning
-        return line if len(line) <= 100 else line[:99] + "…"
+        # The whole first line, cut by the browser at the column's width with an ellipsis; the
+        # full text on hover, and on the run's page.
+        if not obj.error:
+            return obj.code_warning or "-"
+        line = obj.error.splitlines()[0] if obj.error.strip() else obj.error
+        return format_html(
+            '<span title="{}" style="display:inline-block;max-width:40em;overflow:hidden;'
+            'text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom">{}</span>',
+            obj.error[:ERROR_TITLE_LIMIT],
+            line,
+        )
 
     @admin.display(description=_("worker code"))
     def code_display(self, obj: Run) -> str:

@@ -113,6 +113,12 @@ class WorkerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # workers come from code: `python manage.py workers deploy`
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # every field comes from the code: the page is a view, with no Save button
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # removing a worker from WORKER_MODULES and deploying marks it inactive
+
     @admin.display(description=_("missing secrets"))
     def missing(self, obj: Worker) -> str:
         return ", ".join(missing_secrets(obj)) or "-"

@@ -117,7 +117,9 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
         )
     if attempt.status != AuthorizationAttempt.Status.PENDING or attempt.completed_at is not None:
         raise AuthorizationError(
-            "This authorization link was already used; start the connection again.", code="reused_state"
+            "This authorization link was already used; start the connection again.",
+            code="reused_state",
+            capability=attempt.capability,
         )
     if attempt.origin == AuthorizationAttempt.Origin.ADMIN:
         remembered = session.get(SESSION_KEY, []) if session is not None else []
@@ -126,6 +128,7 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
             raise AuthorizationError(
                 "This authorization was started in another browser session; start it again from the admin.",
                 code="session_mismatch",
+                capability=attempt.capability,
             )
     # Claim it (still pending, completed_at set: the exchange is under way). A second callback
     # with the same state (a replay, a double click) loses here.
@@ -134,7 +137,9 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
     ).update(completed_at=timezone.now())
     if not claimed:
         raise AuthorizationError(
-            "This authorization link was already used; start the connection again.", code="reused_state"
+            "This authorization link was already used; start the connection again.",
+            code="reused_state",
+            capability=attempt.capability,
         )
     if session is not None and state_hash in session.get(SESSION_KEY, []):
         session[SESSION_KEY] = [h for h in session[SESSION_KEY] if h != state_hash]
@@ -149,6 +154,7 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
         _finish(attempt, params)
     except AuthorizationError as exc:
         _close(attempt, AuthorizationAttempt.Status.FAILED, str(exc))
+        exc.capability = attempt.capability
         raise
     except Exception as exc:
         # Whatever broke, the attempt is closed (the CLI stops waiting) and the page stays clear;
@@ -159,7 +165,9 @@ def complete_authorization(params: dict[str, str], *, session: Any = None, user:
             "the server log has the details. Nothing was stored."
         )
         _close(attempt, AuthorizationAttempt.Status.FAILED, message)
-        raise AuthorizationError(message, code="internal_error") from None
+        failure = AuthorizationError(message, code="internal_error")
+        failure.capability = attempt.capability
+        raise failure from None
     _close(attempt, AuthorizationAttempt.Status.SUCCEEDED, "")
     logger.info("Connected %s", capability)
     return attempt

@@ -12,8 +12,22 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET
 
 from ..exceptions import AuthorizationError
-from ..models import AuthorizationAttempt
+from ..models import AuthorizationAttempt, OAuthCapability
 from .flow import complete_authorization
+
+CONNECT_PERMISSION = "connections.connect_oauthcapability"
+
+
+def try_again(request: HttpRequest, capability: OAuthCapability | None) -> dict[str, str]:
+    """Where the failed page's "Try again" leads: Connect again at once (a POST with CSRF) for
+    someone allowed to, else the capability's page, else the list of capabilities."""
+    if capability is None:
+        return {"back_url": reverse("admin:connections_oauthcapability_changelist")}
+    back = {"back_url": reverse("admin:connections_oauthcapability_change", args=[capability.pk])}
+    user = request.user
+    if capability.is_active and user.is_active and user.is_staff and user.has_perm(CONNECT_PERMISSION):
+        return {**back, "retry_url": reverse("admin:connections_oauthcapability_connect", args=[capability.pk])}
+    return back
 
 
 @never_cache
@@ -29,7 +43,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "connections/oauth_result.html",
-            {"ok": False, "message": str(exc), "code": exc.code},
+            {"ok": False, "message": str(exc), "code": exc.code, **try_again(request, exc.capability)},
             status=status,
         )
     capability = attempt.capability

@@ -26,6 +26,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidSyncResult, WorkerNotFound
 from ..models import Record, Run, Sync, SyncedDatabase
 from ..sdk.worker import SyncDef
+from ..text import natural_sort_key
 from . import limits, runs
 from .execute import Skipped, perform
 
@@ -130,6 +131,7 @@ def apply_page(database: SyncedDatabase, page: Page, cycle: int) -> dict[str, in
                 Record(
                     database=database,
                     key=key,
+                    sort_key=natural_sort_key(key),
                     properties=properties,
                     search_text=search_text(properties),
                     cycle=cycle,
