@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -48,14 +49,14 @@ class Timing:
         return statistics.median(self.wall)
 
 
-def _check(timing: Timing) -> None:
+def _check(timing: Timing, database_url: str) -> None:
     """One `manage.py check --database default` in a new process, as a deploy or a container start runs it."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "manage.py", "check", "--database", "default"],
         cwd=ROOT,
-        env=dict(os.environ),
+        env=dict(os.environ, DATABASE_URL=database_url),
         capture_output=True,
         text=True,
         check=False,
@@ -65,7 +66,7 @@ def _check(timing: Timing) -> None:
         raise RuntimeError(f"check failed: {done.stderr.strip()[-500:]}")
 
 
-def _worker_ready(timing: Timing) -> None:
+def _worker_ready(timing: Timing, database_url: str) -> None:
     """From `celery worker` started to its "ready." line (the key check runs in worker_init before it);
     its CPU time runs on to its exit, which an idle worker reaches in a few milliseconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -74,7 +75,7 @@ def _worker_ready(timing: Timing) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers_site", "worker", "--pool", "solo", "--loglevel", "INFO"],
         cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        env=dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -99,11 +100,38 @@ def _worker_ready(timing: Timing) -> None:
     timing.add(ready, before)
 
 
-def _measure(func: Callable[[Timing], None], rounds: int) -> Timing:
-    timing = Timing()
+def _alternate(
+    func: Callable[[Timing, str], None], empty_url: str, full_url: str, rounds: int
+) -> tuple[Timing, Timing]:
+    """Start-ups on the empty and the full database in turn, so both see the same load of the machine."""
+    empty, full = Timing(), Timing()
     for _ in range(rounds):
-        func(timing)
-    return timing
+        func(empty, empty_url)
+        func(full, full_url)
+    return empty, full
+
+
+def _snapshot_empty(url: str) -> tuple[str, Callable[[], None]]:
+    """A copy of the migrated, still empty database: the baseline's database. Returns its URL and a cleanup."""
+    if connection.vendor == "sqlite":
+        source = Path(connection.settings_dict["NAME"])
+        target = source.with_name("empty.sqlite3")
+        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+        return f"sqlite:///{target}", lambda: None
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    copy = f"{name}_empty"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+    return f"{base}/{copy}", drop
 
 
 def _store_secrets(count: int) -> None:
@@ -135,20 +163,23 @@ def run(ctx: Context) -> None:
     count = ctx.scale(500_000, 5_000)
     rounds = ctx.scale(5, 2)
     worker_rounds = ctx.scale(3, 1)
+    full_url = os.environ["DATABASE_URL"]
     connection.close()  # the child processes open their own
 
-    _check(Timing())  # warm the file cache; the first check also writes the key canary
-    empty_check = _measure(_check, rounds)
-    empty_worker = _measure(_worker_ready, worker_rounds)
+    _check(Timing(), full_url)  # the first check writes the key canary, which the copy then holds too
+    empty_url, drop_empty = _snapshot_empty(full_url)
+    try:
+        started = time.perf_counter()
+        _store_secrets(count)
+        filled_in = time.perf_counter() - started
+        connection.close()
+        ctx.note(f"stored {count:,} encrypted values in {filled_in:.1f} s")
 
-    started = time.perf_counter()
-    _store_secrets(count)
-    filled_in = time.perf_counter() - started
-    connection.close()
-    ctx.note(f"stored {count:,} encrypted values in {filled_in:.1f} s")
-
-    full_check = _measure(_check, rounds)
-    full_worker = _measure(_worker_ready, worker_rounds)
+        _check(Timing(), full_url)  # warm the file cache of the full database too
+        empty_check, full_check = _alternate(_check, empty_url, full_url, rounds)
+        empty_worker, full_worker = _alternate(_worker_ready, empty_url, full_url, worker_rounds)
+    finally:
+        drop_empty()
     for what, full, empty in (
         ("`check --database default`", full_check, empty_check),
         ("a Celery worker ready", full_worker, empty_worker),

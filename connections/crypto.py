@@ -60,11 +60,12 @@ def undecryptable_counts() -> dict[str, tuple[int, int]]:
         bad = total = 0
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {qn(column)} FROM {qn(table)} WHERE {qn(column)} IS NOT NULL")  # noqa: S608
-            for (value,) in cursor.fetchall():
-                readable = _readable(value)
-                if readable is not None:
-                    total += 1
-                    bad += not readable
+            while rows := cursor.fetchmany(1000):
+                for (value,) in rows:
+                    readable = _readable(value)
+                    if readable is not None:
+                        total += 1
+                        bad += not readable
         if bad:
             problems[f"{model._meta.label}.{name}"] = (bad, total)
     return problems
@@ -193,6 +194,16 @@ def assert_keys_can_read() -> None:
         raise UndecryptableValue(describe(problems))
 
 
+def assert_every_value_readable() -> None:
+    """Raise UndecryptableValue unless every stored value reads: `workers keys check`, before dropping a key.
+
+    Its time grows with what is stored, which is why start-up only samples.
+    """
+    problems = undecryptable_counts()
+    if problems:
+        raise UndecryptableValue(describe(problems))
+
+
 def rotate_keys() -> dict[str, int]:
     """Re-encrypt every stored value with the first key; returns the count per field."""
     counts: dict[str, int] = {}
@@ -221,6 +232,7 @@ def rotate_keys() -> dict[str, int]:
 
 
 __all__ = [
+    "assert_every_value_readable",
     "assert_keys_can_read",
     "describe",
     "encrypted_columns",

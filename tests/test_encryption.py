@@ -339,6 +339,29 @@ def test_the_key_canary_refuses_a_wrong_key_before_any_secret_is_stored_and_foll
     assert manage("check", "--database", "default", key=old).returncode != 0
 
 
+@pytest.mark.django_db(transaction=True)
+def test_keys_check_reads_every_value_that_start_up_only_samples():
+    pks = many_secrets(600)
+    middle = pks[300]  # neither among the newest nor the oldest: start-up may well not look at it
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_secret SET value = %s WHERE id = %s",
+            [Fernet(new_key()).encrypt(b"under a dropped key").decode(), middle],
+        )
+
+    result = manage("workers", "keys", "check", key=current_key())
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CommandError: FIELD_ENCRYPTION_KEY cannot read stored secrets (1 of 600 in")
+    assert_no_ciphertext(result.stdout + result.stderr)
+
+    Secret.objects.filter(pk=middle).update(value="readable again")
+    result = manage("workers", "keys", "check", key=current_key())
+    assert result.returncode == 0, result.stderr
+    assert "Every stored secret and token can be read with FIELD_ENCRYPTION_KEY." in result.stdout
+
+
 # --- blank values ------------------------------------------------------------------------------
 
 

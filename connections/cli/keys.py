@@ -1,10 +1,10 @@
-"""`workers keys rotate`."""
+"""`workers keys rotate` and `workers keys check`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..crypto import rotate_keys
+from ..crypto import assert_every_value_readable, rotate_keys
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -12,6 +12,15 @@ def add_arguments(subparsers: Any) -> None:
     sub = keys.add_subparsers(dest="keys_command", required=True)
     p = sub.add_parser("rotate", help="re-encrypt every stored secret and token with the first key")
     p.set_defaults(handler=handle_rotate)
+    p = sub.add_parser(
+        "check", help="decrypt every stored secret and token (start-up only samples them): run before dropping a key"
+    )
+    p.set_defaults(handler=handle_check)
+
+
+def handle_check(command: Any, options: dict[str, Any]) -> None:
+    assert_every_value_readable()
+    command.stdout.write(command.style.SUCCESS("Every stored secret and token can be read with FIELD_ENCRYPTION_KEY."))
 
 
 def handle_rotate(command: Any, options: dict[str, Any]) -> None:
