@@ -118,7 +118,7 @@ def _snapshot_empty(url: str) -> tuple[str, Callable[[], None]]:
         target = source.with_name("empty.sqlite3")
         with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
             src.backup(dst)
-        return f"sqlite:///{target}", lambda: None
+        return f"sqlite:///{target}", lambda: target.unlink(missing_ok=True)
     import psycopg
 
     base, _, name = url.rpartition("/")
