@@ -10,13 +10,13 @@ from django.db import DatabaseError, connections
 
 @register(Tags.database)
 def check_encryption_keys(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[Error]:
-    from .crypto import describe, undecryptable_counts
+    from .crypto import describe, startup_problems
 
     if not databases or "default" not in databases:
         return []
     try:
         connections["default"].ensure_connection()
-        problems = undecryptable_counts()
+        problems = startup_problems()
     except DatabaseError:
         return []
     if not problems:

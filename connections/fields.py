@@ -26,6 +26,7 @@ class EncryptedTextField(emf.EncryptedTextField):
     The library returns the raw ciphertext when decryption fails (a wrong or rotated-away
     key), so the ciphertext would be used as a token. Here reading raises instead. Every value
     read or written is remembered by connections.logging, so no log line of this process shows it.
+    A blank value is stored blank (and read back blank), not as the ciphertext of "".
     """
 
     def _decrypt(self, value: str) -> str:
@@ -42,15 +43,20 @@ class EncryptedTextField(emf.EncryptedTextField):
         return [value] if isinstance(value, str) else []
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
-        if value is None:
-            return None
+        if value is None or value == "":
+            return value  # a blank value is stored blank: there is nothing to hide in it
         plain = self._decrypt(value)
         remember(*self._sensitive(plain))
         return plain
 
     def get_db_prep_save(self, value: Any, connection: Any) -> Any:
         remember(*self._sensitive(value))
-        return super().get_db_prep_save(value, connection)
+        # The library's mixin would encrypt "" into a 100-character ciphertext that every reader
+        # then has to decrypt; the column's own preparation runs first, so a JSON "" stays encrypted.
+        prepared = super(emf.EncryptedMixin, self).get_db_prep_save(value, connection)
+        if prepared is None or prepared == "":
+            return prepared
+        return emf.encrypt_str(str(prepared)).decode()
 
     def _dumped_text(self, value: str) -> str:
         """The plaintext inside a dumped value; a ValidationError (loaddata stops) under a wrong key."""

@@ -675,3 +675,21 @@ class ApiKey(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+
+class KeyCanary(models.Model):
+    """One known value encrypted under the key the database was first checked with.
+
+    Start-up decrypts it (and a bounded sample of stored values) instead of every stored value,
+    so a wrong FIELD_ENCRYPTION_KEY is refused in the same time at 10 values or 10 million.
+    `workers keys rotate` re-encrypts it with everything else.
+    """
+
+    value = EncryptedTextField(_("value"))
+
+    class Meta:
+        verbose_name = _("key canary")
+        verbose_name_plural = _("key canaries")
+
+    def __str__(self) -> str:
+        return "key canary"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from connections.crypto import encrypted_columns
+from connections.crypto import assert_keys_can_read, encrypted_columns
 from connections.models import AuthorizationAttempt, OAuthCapability
 
 from .conftest import ROOT, subprocess_env
@@ -49,6 +49,7 @@ def store_everything() -> dict[str, str]:
         origin=AuthorizationAttempt.Origin.ADMIN,
         expires_at=timezone.now() + dt.timedelta(minutes=10),
     )
+    assert_keys_can_read()  # writes the key canary, as the first start-up does
     return values
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from encrypted_model_fields import fields as emf
 
 from connections.crypto import assert_keys_can_read, encrypted_columns
 from connections.deploy import deploy
 from connections.exceptions import UndecryptableValue
-from connections.models import Connection, Secret
+from connections.models import Connection, KeyCanary, Secret, Worker
 from connections.secrets import set_secrets
 
 from .conftest import ROOT, database_url_for_subprocess, start_celery_worker, subprocess_env
@@ -272,3 +274,150 @@ def test_rotation_stopped_by_an_unreadable_value_changes_nothing():
     assert result.returncode != 0
     assert "connections.Connection.extra" in result.stderr
     assert sorted(raw_encrypted_values()) == before
+
+
+# --- start-up: a bounded check -----------------------------------------------------------------
+
+
+def many_secrets(count: int) -> list[int]:
+    """`count` stored secrets under the current key, oldest first (their primary keys)."""
+    worker, _ = Worker.objects.get_or_create(slug="many", defaults={"module": "many"})
+    Secret.objects.bulk_create(Secret(worker=worker, name=f"S{i}", value=f"value-{i}") for i in range(count))
+    return list(Secret.objects.filter(worker=worker).order_by("pk").values_list("pk", flat=True))
+
+
+@pytest.mark.django_db
+def test_start_up_decrypts_a_bounded_sample_not_every_stored_value(monkeypatch):
+    many_secrets(600)
+    decrypted = []
+    real = emf.CRYPTER.decrypt
+    monkeypatch.setattr(emf.CRYPTER, "decrypt", lambda token, *a: decrypted.append(token) or real(token, *a))
+
+    assert_keys_can_read()
+
+    # 600 values stored: start-up read the key canary and at most 60 sampled values.
+    assert 0 < len(decrypted) <= 61
+    assert KeyCanary.objects.get().value == "workers key canary"
+
+
+@pytest.mark.django_db
+def test_values_under_a_dropped_key_are_refused_even_when_the_canary_reads():
+    """A key dropped before `keys rotate` finished: the oldest values are the ones written under it."""
+    pks = many_secrets(600)
+    assert_keys_can_read()  # writes the canary under the current key
+    dropped = Fernet(new_key())
+    with connection.cursor() as cursor:
+        for pk in pks[:3]:
+            cursor.execute(
+                "UPDATE connections_secret SET value = %s WHERE id = %s", [dropped.encrypt(b"old").decode(), pk]
+            )
+
+    with pytest.raises(UndecryptableValue) as exc:
+        assert_keys_can_read()
+    message = str(exc.value)
+    assert "FIELD_ENCRYPTION_KEY cannot read stored secrets (3 of " in message
+    assert "in connections.Secret.value" in message
+    assert "KeyCanary" not in message
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_key_canary_refuses_a_wrong_key_before_any_secret_is_stored_and_follows_rotation():
+    deploy()  # workers and capabilities, but no secret or token yet
+    assert raw_encrypted_values() == []
+    old = current_key()
+    assert manage("check", "--database", "default", key=old).returncode == 0  # writes the canary
+
+    bad = manage("check", "--database", "default", key=new_key())
+    assert bad.returncode != 0
+    assert "connections.E001" in bad.stderr
+    assert "1 of 1 in connections.KeyCanary.value (the key canary)" in bad.stderr
+    assert_no_ciphertext(bad.stdout + bad.stderr)
+
+    new = new_key()
+    assert manage("workers", "keys", "rotate", key=f"{new},{old}").returncode == 0
+    assert manage("check", "--database", "default", key=new).returncode == 0
+    assert manage("check", "--database", "default", key=old).returncode != 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keys_check_reads_every_value_that_start_up_only_samples():
+    pks = many_secrets(600)
+    middle = pks[300]  # neither among the newest nor the oldest: start-up may well not look at it
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_secret SET value = %s WHERE id = %s",
+            [Fernet(new_key()).encrypt(b"under a dropped key").decode(), middle],
+        )
+
+    result = manage("workers", "keys", "check", key=current_key())
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("CommandError: FIELD_ENCRYPTION_KEY cannot read stored secrets (1 of 600 in")
+    assert_no_ciphertext(result.stdout + result.stderr)
+
+    Secret.objects.filter(pk=middle).update(value="readable again")
+    result = manage("workers", "keys", "check", key=current_key())
+    assert result.returncode == 0, result.stderr
+    assert "Every stored secret and token can be read with FIELD_ENCRYPTION_KEY." in result.stdout
+
+
+# --- blank values ------------------------------------------------------------------------------
+
+
+def raw_column(table: str, column: str, pk: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM {table} WHERE id = %s", [pk])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_a_blank_encrypted_value_is_stored_blank_and_read_back_blank():
+    values = plaintexts()
+    store(values)
+    conn = Connection.objects.get(capability__key="githubAuth")
+    conn.refresh_token = ""
+    conn.save()
+
+    assert raw_column("connections_connection", "refresh_token", conn.pk) == ""
+    assert raw_column("connections_connection", "access_token", conn.pk).startswith(FERNET_PREFIX)
+    assert raw_column("connections_oauthcapability", "client_secret_literal", conn.capability_id) == ""
+    conn = Connection.objects.get(pk=conn.pk)
+    assert (conn.access_token, conn.refresh_token) == (values["access"], "")
+    # A JSON "" is a value, not a blank column.
+    conn.extra = ""
+    conn.save()
+    assert raw_column("connections_connection", "extra", conn.pk).startswith(FERNET_PREFIX)
+    assert Connection.objects.get(pk=conn.pk).extra == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_turns_stored_ciphertexts_of_blank_into_blank():
+    values = plaintexts()
+    store(values)
+    conn = Connection.objects.get(capability__key="githubAuth")
+    foreign_blank = Fernet(new_key()).encrypt(b"").decode()
+    short = emf.encrypt_str("short").decode()  # as long as a blank's ciphertext, but not blank
+    executor = MigrationExecutor(connection)
+    executor.migrate([("connections", "0011_key_canary")])
+    # What the fields wrote before 0012: "" encrypted like any other value.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE connections_connection SET refresh_token = %s, access_token = %s WHERE id = %s",
+            [emf.encrypt_str("").decode(), short, conn.pk],
+        )
+        cursor.execute(
+            "UPDATE connections_oauthcapability SET client_secret_literal = %s WHERE id = %s",
+            [foreign_blank, conn.capability_id],
+        )
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes("connections"))
+
+    assert raw_column("connections_connection", "refresh_token", conn.pk) == ""
+    assert raw_column("connections_connection", "access_token", conn.pk) == short
+    # Under a key not configured: left as it was, for the start-up check to report.
+    assert raw_column("connections_oauthcapability", "client_secret_literal", conn.capability_id) == foreign_blank
+    assert Secret.objects.get(name="GITHUB_CLIENT_SECRET").value == values["secret"]
+    conn = Connection.objects.get(pk=conn.pk)
+    assert (conn.access_token, conn.refresh_token) == ("short", "")

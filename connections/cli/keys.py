@@ -1,10 +1,10 @@
-"""`workers keys rotate`."""
+"""`workers keys rotate` and `workers keys check`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..crypto import rotate_keys
+from ..crypto import assert_every_value_readable, rotate_keys
 from . import add_command
 
 _ROTATE = (
@@ -34,6 +34,22 @@ def add_arguments(subparsers: Any) -> None:
         example_lines=_ROTATE,
     )
     p.set_defaults(handler=handle_rotate)
+    p = add_command(
+        sub,
+        "check",
+        help="decrypt every stored secret and token (start-up only samples them): run before dropping a key",
+        description=(
+            "Decrypt every stored secret and token with FIELD_ENCRYPTION_KEY. Start-up checks a key canary\n"
+            "and a bounded sample only; run this after `keys rotate` and before removing an old key."
+        ),
+        example_lines=['FIELD_ENCRYPTION_KEY="NEW_KEY" python manage.py workers keys check'],
+    )
+    p.set_defaults(handler=handle_check)
+
+
+def handle_check(command: Any, options: dict[str, Any]) -> None:
+    assert_every_value_readable()
+    command.stdout.write(command.style.SUCCESS("Every stored secret and token can be read with FIELD_ENCRYPTION_KEY."))
 
 
 def handle_rotate(command: Any, options: dict[str, Any]) -> None:
