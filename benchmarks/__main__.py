@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 # so the parent, which sets up no Django, does not import them).
 BENCHMARKS: dict[str, tuple[str, ...]] = {
     "token_hot_path": ("sqlite", "postgres"),
+    "sync_upsert": ("postgres", "sqlite"),
     "pacer_wait": ("sqlite",),
 }
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/workers_bench")

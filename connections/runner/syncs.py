@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,10 +114,49 @@ def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
     return page
 
 
+def _canonical(properties: dict[str, Any]) -> str:
+    return json.dumps(properties, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest_of(canonical: str) -> str:
+    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
 def content_digest(properties: dict[str, Any]) -> str:
     """A record's properties as a short hash: equal for equal JSON, whatever the order of its keys."""
-    text = json.dumps(properties, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return _digest_of(_canonical(properties))
+
+
+_WRITTEN = ("database_id", "key", "properties", "search_text", "digest", "cycle", "created_at", "updated_at")
+_REWRITTEN = ("properties", "search_text", "digest", "cycle", "updated_at")
+
+
+def _rows_per_statement() -> int:
+    if connection.vendor == "sqlite":
+        # SQLite's real limit on parameters (32766 since 3.32), not Django's conservative 999.
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        return max(1, min(1000, limit // len(_WRITTEN)))
+    return 1000
+
+
+def _upsert(rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ... ON CONFLICT (database, key) DO UPDATE of whole records.
+
+    The statement `bulk_create(update_conflicts=True)` builds, without preparing each value through
+    its model field one by one, which took most of a page's time.
+    """
+    quote = connection.ops.quote_name
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    one = f"(%s, %s, %s{cast}, %s, %s, %s, %s, %s)"
+    head = f"INSERT INTO {quote(Record._meta.db_table)} ({', '.join(quote(c) for c in _WRITTEN)}) VALUES "  # noqa: S608 (names only)
+    tail = f" ON CONFLICT ({quote('database_id')}, {quote('key')}) DO UPDATE SET " + ", ".join(
+        f"{quote(c)} = excluded.{quote(c)}" for c in _REWRITTEN
+    )
+    size = _rows_per_statement()
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
+            cursor.execute(head + ", ".join([one] * len(chunk)) + tail, [v for row in chunk for v in row])
 
 
 def apply_page(sync: Sync, page: Page, page_number: int) -> dict[str, int]:
@@ -129,34 +169,23 @@ def apply_page(sync: Sync, page: Page, page_number: int) -> dict[str, int]:
     """
     database = sync.database
     stored = dict(Record.objects.filter(database=database, key__in=list(page.upserts)).values_list("key", "digest"))
-    now = timezone.now()
+    # jsonb keeps no key order, so PostgreSQL can store the canonical text the digest is made of;
+    # SQLite keeps the text as given, which the admin shows in the code's order.
+    as_given = connection.vendor != "postgresql"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     rows, unchanged, created = [], [], 0
     for key, properties in page.upserts.items():
-        digest = content_digest(properties)
+        canonical = _canonical(properties)
+        digest = _digest_of(canonical)
         before = stored.get(key)
         if before == digest:
             unchanged.append(key)
             continue
         created += before is None
-        rows.append(
-            Record(
-                database=database,
-                key=key,
-                properties=properties,
-                search_text=search_text(properties),
-                digest=digest,
-                cycle=sync.cycle,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        text = json.dumps(properties) if as_given else canonical
+        rows.append((database.pk, key, text, search_text(properties), digest, sync.cycle, now, now))
     if rows:
-        Record.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["database", "key"],
-            update_fields=["properties", "search_text", "digest", "cycle", "updated_at"],
-        )
+        _upsert(rows)
     if unchanged and sync.mode == Sync.Mode.REPLACE:
         SyncSeenKeys.objects.create(sync=sync, cycle=sync.cycle, page=page_number, keys=unchanged)
     deleted = 0
