@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 # so the parent, which sets up no Django, does not import them).
 BENCHMARKS: dict[str, tuple[str, ...]] = {
     "token_hot_path": ("sqlite", "postgres"),
+    "sync_upsert": ("postgres", "sqlite"),
     "pacer_wait": ("sqlite",),
     "mcp_call": ("sqlite",),
     "admin_overview": ("sqlite", "postgres"),

@@ -30,12 +30,60 @@ def _bad_text(text: str) -> bool:
     return False
 
 
+def _text_is_bad(text: str) -> bool:
+    return "\x00" in text or (not text.isascii() and _bad_text(text))
+
+
+def _any_problem(value: Any, max_depth: int) -> bool:
+    """Whether `value` is too deep or holds bad text: `_walk` without its paths, for the common case.
+
+    Sync pages pass here a thousand records at a time and nearly all are fine, so only containers
+    go on the stack and no path is built; `_walk` then finds the problem and where it is.
+    """
+    if max_depth < 0:
+        return True
+    if isinstance(value, str):
+        return _text_is_bad(value)
+    if not isinstance(value, (dict, list, tuple)):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if not item:
+            continue
+        depth += 1
+        # Its children are one deeper than the container.
+        if depth > max_depth:
+            return True
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and ("\x00" in key or (not key.isascii() and _bad_text(key))):
+                    return True
+                if isinstance(child, str):
+                    # _text_is_bad inlined: this runs for every string of every record of a page.
+                    if "\x00" in child or (not child.isascii() and _bad_text(child)):
+                        return True
+                elif isinstance(child, (dict, list, tuple)):
+                    stack.append((child, depth))
+        else:
+            for child in item:
+                if isinstance(child, str):
+                    # _text_is_bad inlined: this runs for every string of every record of a page.
+                    if "\x00" in child or (not child.isascii() and _bad_text(child)):
+                        return True
+                elif isinstance(child, (dict, list, tuple)):
+                    stack.append((child, depth))
+    return False
+
+
 def _walk(value: Any, max_depth: int) -> tuple[str, str] | None:
     """The worst problem in `value` as (kind, where), or None. Iterative: depth cannot overflow it.
 
     Too deep wins over bad text wherever each is, so that `clean` never recurses into a value
     deeper than the limit.
     """
+    if not _any_problem(value, max_depth):
+        return None
     bad_text: tuple[str, str] | None = None
     stack: list[tuple[Any, int, str]] = [(value, 0, "")]
     while stack:

@@ -331,7 +331,11 @@ class Record(models.Model):
     properties = models.JSONField(_("properties"), default=dict)
     # Text of the property values, for admin search without JSON operators.
     search_text = models.TextField(blank=True, default="")
-    # The replace-mode cycle that last saw this record; unseen ones are deleted at cycle end.
+    # A hash of the properties (see runner/syncs.py `content_digest`): a page compares it alone, so an
+    # unchanged record is neither loaded whole nor written.
+    digest = models.CharField(max_length=32, blank=True, default="")
+    # The cycle that last wrote this record. A replace-mode cycle's unchanged records are listed in
+    # SyncSeenKeys instead of rewritten; records in neither are deleted at the cycle's end.
     cycle = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -412,6 +416,25 @@ class Sync(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker.slug}:{self.key}"
+
+
+class SyncSeenKeys(models.Model):
+    """The keys of unchanged records one page of a replace-mode cycle mentioned.
+
+    Committed with the page, so a resumed cycle still knows what its earlier pages saw; one row a
+    page instead of one write per unchanged record. Deleted when the cycle completes.
+    """
+
+    sync = models.ForeignKey(Sync, on_delete=models.CASCADE, related_name="+")
+    cycle = models.PositiveIntegerField()
+    page = models.PositiveIntegerField()
+    keys = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [models.Index(fields=["sync", "cycle"], name="seen_keys_sync_cycle")]
+
+    def __str__(self) -> str:
+        return f"{self.sync_id}: cycle {self.cycle}, page {self.page}"
 
 
 class Webhook(models.Model):

@@ -7,6 +7,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from connections.models import Record, Run, Sync
 from sandbox.models import SandboxItem
@@ -75,6 +77,48 @@ def test_replace_mode_deletes_what_a_cycle_did_not_see(runner_site, celery_worke
 
     assert "2 deleted" in out
     assert set(records("snapshotItems")) == everything - gone
+
+
+def record_writes(queries: CaptureQueriesContext) -> list[str]:
+    """The statements that inserted or updated records."""
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE")) and "connections_record" in q["sql"]
+    ]
+
+
+@pytest.mark.parametrize("key, database", [("pagesSync", "items"), ("snapshotSync", "snapshotItems")])
+def test_a_rerun_with_nothing_changed_writes_no_record(runner_site, key, database):
+    sync_run(key, "--local")
+    stored = {r.key: (r.properties, r.updated_at, r.cycle) for r in Record.objects.filter(database__key=database)}
+    assert len(stored) == 25
+
+    with CaptureQueriesContext(connection) as queries:
+        out = sync_run(key, "--local")
+
+    assert "0 record(s) written (0 new, 0 changed, 25 unchanged), 0 deleted" in out
+    assert record_writes(queries) == []
+    assert {
+        r.key: (r.properties, r.updated_at, r.cycle) for r in Record.objects.filter(database__key=database)
+    } == stored
+
+
+def test_a_replace_cycle_spread_over_runs_keeps_what_it_saw_unchanged(runner_site):
+    sync_run("snapshotSync", "--local")
+    everything = set(records("snapshotItems"))
+    changed, gone = item(4), item(23)
+    SandboxItem.objects.filter(pk=changed.pk).update(status="done")
+    SandboxItem.objects.filter(pk=gone.pk).delete()
+
+    # One page a run: the cycle's end (page 3) must still know what pages 1 and 2 saw unchanged.
+    with override_settings(WORKERS_SYNC_MAX_PAGES=1):
+        outs = [sync_run("snapshotSync", "--local") for _ in range(3)]
+
+    assert "cycle not complete" in outs[0] and "cycle not complete" in outs[1]
+    assert "cycle complete" in outs[2] and "1 deleted" in outs[2]
+    assert set(records("snapshotItems")) == everything - {str(gone.pk)}
+    assert records("snapshotItems")[str(changed.pk)]["Status"]["value"] == "done"
 
 
 def test_sync_run_local_shows_progress_and_a_summary(runner_site):
