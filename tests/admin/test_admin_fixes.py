@@ -68,7 +68,8 @@ def test_records_sort_numbers_as_numbers(admin_client):
     page = Page()
     for key, votes in (("10", 9), ("2", 100), ("1", 25), ("100", 3)):
         page.upserts[key] = {"Name": {"type": "title", "value": f"n{key}"}, "Votes": {"type": "number", "value": votes}}
-    apply_page(database, page, cycle=1)
+    sync = Sync.objects.create(worker=database.worker, key="numbersSync", database=database, cycle=1)
+    apply_page(sync, page, 1)
     keys = ["1", "2", "10", "100"]
     url = f"/admin/connections/record/?database__id__exact={database.pk}"
 
