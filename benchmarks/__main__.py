@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 BENCHMARKS: dict[str, tuple[str, ...]] = {
     "token_hot_path": ("sqlite", "postgres"),
     "pacer_wait": ("sqlite",),
+    "admin_lists": ("sqlite", "postgres"),
 }
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/workers_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
