@@ -7,6 +7,8 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -15,6 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -25,11 +28,45 @@ from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
 
 
+class QuickChangeList(ChangeList):
+    """Django's ChangeList, with each row's link built from one reverse() per page, not one a row."""
+
+    def url_for_result(self, result: Any) -> str:
+        pk = getattr(result, self.pk_attname)
+        if not isinstance(pk, int):
+            return super().url_for_result(result)
+        if not hasattr(self, "_change_url"):
+            url = reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=("0",),
+                current_app=self.model_admin.admin_site.name,
+            )
+            head, _sep, tail = url.rpartition("/0/")
+            self._change_url = (f"{head}/", f"/{tail}")
+        head, tail = self._change_url
+        return f"{head}{pk}{tail}"
+
+
 class ScalableAdmin(admin.ModelAdmin):
-    """A changelist whose cost does not grow with its table: one COUNT(*) per page, not two."""
+    """A changelist whose cost does not grow with its table (one COUNT(*) per page, not two) and
+    whose rows cost less to render."""
 
     # With a filter on, Django counts the whole table too ("5 results (100,000 total)").
     show_full_result_count = False
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return QuickChangeList
+
+    def action_checkbox(self, obj: Any) -> str:
+        # Django's markup exactly, without rendering a form widget's template for each row (a third
+        # of a row's cost on a list with actions).
+        label = format_html(gettext("Select this object for an action - {}"), str(obj))
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            label,
+        )
 
 
 class RelatedChoicesFilter(admin.RelatedFieldListFilter):
