@@ -22,6 +22,7 @@ from ..oauth.tokens import disconnect
 from ..overview import BADGE_COLOURS
 from ..secrets import missing_secrets
 from ..text import describe_time, printable
+from .runner import ScalableAdmin
 
 CONFIG_FIELDS = [
     "worker",
@@ -56,8 +57,9 @@ class HealthFilter(admin.SimpleListFilter):
 
 
 @admin.register(OAuthCapability)
-class OAuthCapabilityAdmin(admin.ModelAdmin):
+class OAuthCapabilityAdmin(ScalableAdmin):
     list_display = ["key", "worker", "name", "status_badge", "expires", "last_refresh", "is_active"]
+    ordering = ["worker_id", "key"]  # the (worker, key) unique index; see CodeDefinedAdmin
     list_filter = [HealthFilter, "is_active", "worker"]
     search_fields = ["key", "name", "worker__slug"]
     list_select_related = ["worker", "connection"]
