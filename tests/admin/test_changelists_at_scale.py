@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -49,7 +50,8 @@ def test_every_changelist_makes_as_many_queries_at_300_rows_as_at_3(admin_client
     fill(297, start=3)
     fill_workers(297, start=3)
     many = queries_per_list(admin_client)
-    assert len(few) == 12  # every ModelAdmin in connections/admin/
+    registered = [model for model in admin.site._registry if model._meta.app_label == "connections"]
+    assert len(few) == len(registered)  # every ModelAdmin in connections/admin/
     assert {url: many[url] - few[url] for url in few if many[url] != few[url]} == {}
 
 
