@@ -375,6 +375,8 @@ class RunAdmin(CodeDefinedAdmin):
 
     @admin.display(description=_("error"))
     def short_error(self, obj: Run) -> str:
+        if obj.status == Run.Status.RUNNING and obj.cancel_requested_at is not None:
+            return f"Cancel requested by {obj.cancelled_by}"
         line = (obj.error.splitlines() or [""])[0]
         return line if len(line) <= 100 else line[:99] + "…"
 

@@ -291,6 +291,8 @@ def handle_runs(command: Any, options: dict[str, Any]) -> None:
         error = (run.error.splitlines() or [""])[0][:80]
         if run.status == Run.Status.RUNNING and not runs.is_alive(run):
             error = "its process is gone; the next delivery or run takes it over"
+        elif run.status == Run.Status.RUNNING and run.cancel_requested_at is not None:
+            error = f"cancel requested by {run.cancelled_by}"
         command.stdout.write(
             f"{run.pk:>6}  {run.kind:<8} {target[:28]:<28} {run.status:<10} {run.attempts:>5}  "
             f"{timezone.localtime(run.queued_at):%Y-%m-%d %H:%M:%S}  {_duration(run):>9}  {error}"

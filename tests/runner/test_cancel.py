@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import queue
 import signal
 import subprocess
@@ -26,12 +28,12 @@ from .conftest import RunnerSite, wait_for_run, wait_until
 class Command:
     """`python manage.py ...` left running, its stderr read line by line as it comes."""
 
-    def __init__(self, site: RunnerSite, broker: Path, *args: str, **env: str) -> None:
+    def __init__(self, site: RunnerSite, broker: Path, *args: str, stdin: int = subprocess.DEVNULL, **env: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=subprocess_env(site.url, WORKER_MODULES=",".join(site.modules), CELERY_BROKER_DIR=str(broker), **env),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -183,6 +185,25 @@ def test_exec_cancel_on_interrupt_cancels_the_waiting_run(runner_site, broker, c
     assert err.strip().splitlines()[-1] == f"CommandError: Interrupted. Run #{run.pk} cancelled: it will not run."
     assert "Traceback" not in err
     assert run.status == "cancelled" and "(Ctrl-C on workers exec) before it ran." in run.error
+
+
+def test_exec_interrupted_at_a_terminal_asks_before_cancelling(runner_site, broker, commands):
+    main, terminal = pty.openpty()
+    try:
+        command = Command(runner_site, broker, "workers", "exec", "mark", "--input", '{"name": "z"}', stdin=terminal)
+        commands.append(command)
+        command.wait_for_line("Queued as run #")
+        command.proc.send_signal(signal.SIGINT)
+        os.write(main, b"y\n")  # the person's answer, read once the question is asked
+        code, out, err = command.finish()
+    finally:
+        os.close(main)
+        os.close(terminal)
+    run = Run.objects.get(target="mark")
+    assert code == 130 and "Traceback" not in err
+    assert f"Cancel run #{run.pk}? [y/N] " in err
+    assert err.strip().endswith(f"CommandError: Interrupted. Run #{run.pk} cancelled: it will not run.")
+    assert run.status == "cancelled"
 
 
 def test_exec_interrupted_without_a_terminal_leaves_the_run_queued_and_says_how_to_cancel(
