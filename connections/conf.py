@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS_RETRY_BACKOFF": 2.0,
     "WORKERS_RETRY_BACKOFF_MAX": 600.0,
     "WORKERS_RUN_LEASE": 120,
+    "WORKERS_RUN_CANCEL_CHECK": 5.0,
     "WORKERS_SYNC_MAX_PAGES": 1000,
     "WORKERS_RUN_RETENTION_DAYS": 30.0,
     "WORKERS_WEBHOOK_RETENTION_DAYS": 30.0,
@@ -204,6 +205,11 @@ class AppSettings:
     def RUN_LEASE(self) -> int:
         """Seconds without a heartbeat after which a running run on another machine counts as lost."""
         return int(_setting("WORKERS_RUN_LEASE"))
+
+    @property
+    def RUN_CANCEL_CHECK(self) -> float:
+        """Seconds between two looks of a running run at its row for a cancellation (one small query each)."""
+        return float(_setting("WORKERS_RUN_CANCEL_CHECK"))
 
     @property
     def SYNC_MAX_PAGES(self) -> int:

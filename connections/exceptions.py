@@ -133,6 +133,18 @@ class TimeLimitExceeded(WorkersError, SoftTimeLimitExceeded):
         return Exception.__str__(self)
 
 
+class RunCancelled(WorkersError):
+    """Raised inside a running run's code when a person cancelled the run (see runner/cancel.py).
+
+    Raised where the code is, as a time limit is, so it may clean up; code that goes on anyway is
+    ended WORKERS_TIME_LIMIT_GRACE seconds later.
+    """
+
+
+class RunNotCancellable(WorkersError):
+    """The run does not exist, or has already finished: there is nothing left to cancel."""
+
+
 class PacerTimeout(RetryableError):
     """A pacer's queue is longer than the caller may wait (WORKERS_PACER_MAX_WAIT or wait(timeout=))."""
 

@@ -517,8 +517,11 @@ class Run(models.Model):
         FAILED = "failed", _("failed")
         RETRYING = "retrying", _("retrying")
         SKIPPED = "skipped", _("skipped")
+        CANCELLED = "cancelled", _("cancelled")
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
+    # Not started yet: what a cancellation stops for good (see runner/cancel.py).
+    NOT_STARTED = (Status.QUEUED, Status.RETRYING)
 
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
     worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="runs")
@@ -548,6 +551,9 @@ class Run(models.Model):
     # is gone (killed worker) can be told apart from one that is still working.
     owner = models.CharField(_("executed by"), max_length=300, blank=True)
     heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
+    # Set on a running run that a person asked to stop: its heartbeat sees it and stops the code.
+    cancel_requested_at = models.DateTimeField(_("cancel requested"), null=True, blank=True)
+    cancelled_by = models.CharField(_("cancelled by"), max_length=200, blank=True)
     queued_at = models.DateTimeField(_("queued"), auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True, db_index=True)
@@ -570,6 +576,7 @@ class Run(models.Model):
             models.Index(fields=["status", "finished_at"], name="run_status_finished"),
             models.Index(fields=["sync", "queued_at"], name="run_sync_queued"),
         ]
+        permissions = [("cancel_run", "Can cancel runs")]
         verbose_name = _("run")
         verbose_name_plural = _("runs")
 

@@ -23,8 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from .. import jsondata
-from ..exceptions import InvalidJSONError, InvalidToolInputError, WorkersError
+from ..exceptions import InvalidJSONError, InvalidToolInputError, RunNotCancellable, WorkersError
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
+from ..runner.cancel import cancel_run
 from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
 from ..sdk.jsonschema import node_type
@@ -452,10 +453,38 @@ class RunAdmin(CodeDefinedAdmin):
     ordering = ["-queued_at"]
     change_form_template = "admin/connections/run/change_form.html"
     fields = ["kind", "worker", "target", "status", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
-              "duration_display", "owner", "code_display", "input_display", "result_display", "result_truncated", "progress_display",
+              "duration_display", "cancel_requested_at", "cancelled_by", "owner", "code_display", "input_display", "result_display", "result_truncated", "progress_display",
               "error", "traceback_display", "log_display", "webhook_event"]  # fmt: skip
     readonly_fields = ["duration_display", "code_display", "input_display", "result_display", "progress_display",
                        "traceback_display", "log_display"]  # fmt: skip
+    actions = ["cancel_selected"]
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("connections.cancel_run")
+
+    @admin.action(description=_("Cancel selected runs"), permissions=["cancel"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        by = f"{request.user.get_username()} in the admin"
+        stopped = asked = ended = 0
+        for run_id in queryset.values_list("pk", flat=True):
+            try:
+                done = cancel_run(run_id, by)
+            except RunNotCancellable:
+                ended += 1
+                continue
+            if done.stopped:
+                stopped += 1
+            else:
+                asked += 1
+        parts = []
+        if stopped:
+            parts.append(f"{stopped} run{'s' if stopped != 1 else ''} cancelled (will not run)")
+        if asked:
+            parts.append(f"{asked} running run{'s' if asked != 1 else ''} asked to stop")
+        if ended:
+            parts.append(f"{ended} already finished, left as {'they were' if ended != 1 else 'it was'}")
+        level = messages.SUCCESS if stopped or asked else messages.WARNING
+        self.message_user(request, "; ".join(parts).capitalize() + ".", level)
 
     @admin.display(description=_("duration"))
     def duration_display(self, obj: Run) -> str:
@@ -465,6 +494,8 @@ class RunAdmin(CodeDefinedAdmin):
     def short_error(self, obj: Run) -> str:
         # The whole first line, cut by the browser at the column's width with an ellipsis; the
         # full text on hover, and on the run's page.
+        if obj.status == Run.Status.RUNNING and obj.cancel_requested_at is not None:
+            return f"Cancel requested by {obj.cancelled_by}"
         if not obj.error:
             return obj.code_warning or "-"
         line = obj.error.splitlines()[0] if obj.error.strip() else obj.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import sys
 import time
@@ -10,16 +11,22 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from .. import jsondata
+from ..exceptions import RunNotCancellable
 from ..models import Run, Sync, Tool
 from ..runner import runs
+from ..runner.cancel import cancel_run
 from ..runner.syncs import execute_sync, start_sync, sync_row
 from ..runner.tools import execute_tool, start_tool
 from . import add_command, add_worker_option, positive_seconds, resolve_worker
 
 _POLL = 0.2
+# When `exec` says again that its run is still queued: after 10 s, then every 30 s.
+_QUEUED_NOTE_FIRST, _QUEUED_NOTE_EVERY = 10.0, 30.0
+_CANCEL_ON_INTERRUPT_HELP = "on Ctrl-C while waiting, cancel the run without asking (default: ask on a terminal)"
 
 
 def add_arguments(subparsers: Any) -> None:
@@ -44,6 +51,7 @@ def add_arguments(subparsers: Any) -> None:
     p.add_argument("--input", default="{}", help="the tool's input as a JSON object")
     p.add_argument("--local", action="store_true", help="run in this process; a pulled .env may supply the token")
     p.add_argument("--timeout", type=positive_seconds, default=600, help="seconds to wait for the result")
+    p.add_argument("--cancel-on-interrupt", action="store_true", help=_CANCEL_ON_INTERRUPT_HELP)
     add_worker_option(p)
     p.set_defaults(handler=handle_exec)
 
@@ -75,6 +83,7 @@ def add_arguments(subparsers: Any) -> None:
     p.add_argument("sync", metavar="SYNC", help="the sync's key, as in @worker.sync(KEY, ...)")
     p.add_argument("--local", action="store_true", help="run in this process instead of on a Celery worker")
     p.add_argument("--timeout", type=positive_seconds, default=3600, help="seconds to wait for the sync")
+    p.add_argument("--cancel-on-interrupt", action="store_true", help=_CANCEL_ON_INTERRUPT_HELP)
     add_worker_option(p)
     p.set_defaults(handler=handle_sync_run)
 
@@ -97,26 +106,120 @@ def add_arguments(subparsers: Any) -> None:
     p.add_argument("--status", choices=[s.value for s in Run.Status], help="only runs with this status")
     add_worker_option(p)
     p.set_defaults(handler=handle_runs)
+    sub = p.add_subparsers(dest="runs_command", metavar="ACTION")
+    cancel = add_command(
+        sub,
+        "cancel",
+        help="cancel a run: a queued or retrying one never starts, a running one is told to stop",
+        description=(
+            "Cancel a run: a queued or retrying run never starts; a running run is told to stop\n"
+            "(its code meets RunCancelled within a few seconds)."
+        ),
+        example_lines=["python manage.py workers runs cancel 42"],
+    )
+    cancel.add_argument("run_id", metavar="ID", help="the run's number, as `workers runs` and the admin show it")
+    cancel.set_defaults(handler=handle_cancel)
 
 
-def _wait(run: Run, timeout: float, on_change: Callable[[Run], None] | None = None) -> Run:
-    """Poll the run's row (there is no result backend) until it is finished."""
+def _who(how: str) -> str:
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no name for this uid (a container), nor LOGNAME/USER set
+        user = "a user"
+    return f"{user} ({how})"
+
+
+def _waiting_notes(command: Any) -> Callable[[Run], None]:
+    """Lines on stderr while the run waits: queued (and for how long), then where it runs."""
+    started = time.monotonic()
+    shown = {"queued_at": 0.0, "attempt": 0}
+
+    def note(run: Run) -> None:
+        now = time.monotonic() - started
+        if run.status == Run.Status.QUEUED:
+            if not shown["queued_at"]:
+                shown["queued_at"] = -1.0  # the first line is written by the caller, at once
+                return
+            due = _QUEUED_NOTE_FIRST if shown["queued_at"] < 0 else shown["queued_at"] + _QUEUED_NOTE_EVERY
+            if now >= due:
+                shown["queued_at"] = now
+                command.stderr.write(
+                    f"Run #{run.pk} still queued after {now:.0f} s; is a Celery worker running? "
+                    "(`make run` starts one; or `celery -A workers_site worker`)"
+                )
+        elif run.status == Run.Status.RUNNING and run.attempts != shown["attempt"]:
+            shown["attempt"] = run.attempts
+            host, _, pid = run.owner.rpartition(":")
+            again = f" (attempt {run.attempts})" if run.attempts > 1 else ""
+            command.stderr.write(f"Running on {host or run.owner} (process {pid}){again}...")
+
+    return note
+
+
+def _wait(
+    command: Any,
+    run: Run,
+    options: dict[str, Any],
+    on_change: Callable[[Run], None] | None = None,
+) -> Run:
+    """Poll the run's row (there is no result backend) until it is finished; Ctrl-C may cancel it."""
+    timeout = options["timeout"]
+    notes = _waiting_notes(command)
     deadline = time.monotonic() + timeout
     seen: tuple[Any, ...] = ()
-    while True:
-        run.refresh_from_db()
-        state = (run.status, run.attempts, json.dumps(run.progress, sort_keys=True))
-        if on_change is not None and state != seen:
-            on_change(run)
-        seen = state
-        if run.is_finished:
-            return run
-        if time.monotonic() > deadline:
-            raise CommandError(
-                f"Run #{run.pk} is still {run.status} after {timeout:g} s; is a Celery worker running "
-                "(`celery -A workers_site worker`)? Follow it with `python manage.py workers runs`."
-            )
-        time.sleep(_POLL)
+    try:
+        # Inside: from this line on, Ctrl-C offers to cancel the run the line names.
+        command.stderr.write(f"Queued as run #{run.pk}; waiting for a worker...")
+        while True:
+            run.refresh_from_db()
+            notes(run)
+            state = (run.status, run.attempts, json.dumps(run.progress, sort_keys=True))
+            if on_change is not None and state != seen:
+                on_change(run)
+            seen = state
+            if run.is_finished:
+                return run
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"Run #{run.pk} is still {run.status} after {timeout:g} s; is a Celery worker running "
+                    "(`celery -A workers_site worker`)? Follow it with `python manage.py workers runs`, "
+                    f"or cancel it with `python manage.py workers runs cancel {run.pk}`."
+                )
+            time.sleep(_POLL)
+    except KeyboardInterrupt:
+        _interrupted(command, run, options.get("cancel_on_interrupt", False))
+        raise  # not reached: _interrupted always raises
+
+
+def _ask(command: Any, question: str) -> bool:
+    stdin = getattr(command, "stdin", None)
+    if stdin is None or not stdin.isatty():
+        return False
+    command.stderr.write(question, ending=" ")
+    command.stderr.flush()
+    try:
+        return stdin.readline().strip().lower() in ("y", "yes")
+    except (KeyboardInterrupt, EOFError):  # a second Ctrl-C is a no
+        return False
+
+
+def _interrupted(command: Any, run: Run, cancel: bool) -> None:
+    """Ctrl-C while waiting: cancel the run if asked to (or if the person says so), else say how to; exit 130."""
+    command.stderr.write("")  # past the ^C the terminal echoed
+    # The interrupt may have come in the middle of a query: a fresh connection for what follows.
+    connection.close()
+    if cancel or _ask(command, f"Cancel run #{run.pk}? [y/N]"):
+        try:
+            done = cancel_run(run.pk, _who("Ctrl-C on workers exec"))
+        except RunNotCancellable as exc:
+            raise CommandError(str(exc), returncode=130) from None
+        raise CommandError(f"Interrupted. {done.describe()}", returncode=130)
+    run.refresh_from_db()
+    raise CommandError(
+        f"Interrupted; run #{run.pk} stays {run.status}: cancel it with "
+        f"`python manage.py workers runs cancel {run.pk}`.",
+        returncode=130,
+    )
 
 
 def _retry_note(command: Any) -> Callable[[Run], None]:
@@ -145,6 +248,8 @@ def _fail_unless_succeeded(run: Run) -> None:
         return
     if run.status == Run.Status.SKIPPED:
         raise CommandError(run.error or f"Run #{run.pk} was skipped.")
+    if run.status == Run.Status.CANCELLED:
+        raise CommandError(f"Run #{run.pk}: {run.error or 'cancelled'}")
     raise CommandError(f"Run #{run.pk} failed: {run.error or 'no error recorded'}")
 
 
@@ -159,7 +264,7 @@ def handle_exec(command: Any, options: dict[str, Any]) -> None:
     if local:
         run = _local_loop(lambda: execute_tool(run.pk, local=True), command)
     else:
-        run = _wait(run, options["timeout"], _retry_note(command))
+        run = _wait(command, run, options, _retry_note(command))
     if run.code_mismatch:
         command.stderr.write(command.style.WARNING(run.code_warning))
     _fail_unless_succeeded(run)
@@ -208,7 +313,7 @@ def handle_sync_run(command: Any, options: dict[str, Any]) -> None:
     if local:
         run = _local_loop(lambda: execute_sync(run.pk, local=True, on_progress=show), command)
     else:
-        run = _wait(run, options["timeout"], show)
+        run = _wait(command, run, options, show)
     _fail_unless_succeeded(run)
     duration = run.duration.total_seconds() if run.duration else 0.0
     progress = run.progress or {}
@@ -248,9 +353,20 @@ def handle_runs(command: Any, options: dict[str, Any]) -> None:
         error = (run.error.splitlines() or [""])[0][:80]
         if run.status == Run.Status.RUNNING and not runs.is_alive(run):
             error = "its process is gone; the next delivery or run takes it over"
+        elif run.status == Run.Status.RUNNING and run.cancel_requested_at is not None:
+            error = f"cancel requested by {run.cancelled_by}"
         command.stdout.write(
             f"{run.pk:>6}  {run.kind:<8} {target[:28]:<28} {run.status:<10} {run.attempts:>5}  "
             f"{timezone.localtime(run.queued_at):%Y-%m-%d %H:%M:%S}  {_duration(run):>9}  {error}"
         )
         if run.code_mismatch:
             command.stdout.write(command.style.WARNING(f"{'':>8}! {run.code_warning}"))
+
+
+def handle_cancel(command: Any, options: dict[str, Any]) -> None:
+    run_id = options["run_id"].lstrip("#")
+    if not run_id.isdigit():
+        raise CommandError(f"A run ID is a number (as `workers runs` shows it), not {options['run_id']!r}.")
+    # RunNotCancellable (unknown or finished run) becomes one line and exit 1, as every WorkersError.
+    done = cancel_run(int(run_id), _who("workers runs cancel"))
+    command.stdout.write(done.describe())

@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 
 import anyio
 from django.db import close_old_connections, transaction
-from django.utils import timezone
 
 from ..conf import app_settings
+from ..exceptions import RunNotCancellable
 from ..models import ApiKey, OAuthCapability, Run
 from ..runner import runs
+from ..runner.cancel import cancel_run
 from ..runner.tools import execute_tool, start_tool
 from .catalog import Entry
 
@@ -68,21 +69,19 @@ def _execute_here(run_id: int, done: threading.Event) -> None:
                 return
             time.sleep(outcome.retry_in)
             if Run.objects.filter(pk=run_id, status=Run.Status.RETRYING).exists() is False:
-                return  # cancelled meanwhile
+                return  # cancelled meanwhile (the next attempt would not run it either)
     finally:
         close_old_connections()
         done.set()
 
 
 def cancel(run_id: int, key_name: str) -> bool:
-    """A run not started yet (queued, or waiting for a retry) never starts; one running is left to finish."""
-    return bool(
-        Run.objects.filter(pk=run_id, status__in=[Run.Status.QUEUED, Run.Status.RETRYING]).update(
-            status=Run.Status.FAILED,
-            error=f"Cancelled by the MCP client (API key {key_name}) before it ran.",
-            finished_at=timezone.now(),
-        )
-    )
+    """The client gave up on the call: the run is cancelled as anywhere else (never starts, or told to stop)."""
+    try:
+        cancel_run(run_id, f"the MCP client (API key {key_name})")
+    except RunNotCancellable:
+        return False  # it ended meanwhile
+    return True
 
 
 def _snapshot(run_id: int) -> Run:

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
@@ -14,7 +15,7 @@ from django.db import connection
 
 from .. import jsondata, registry
 from ..conf import app_settings
-from ..exceptions import InvalidJSONError, WorkerDefinitionError
+from ..exceptions import InvalidJSONError, RunCancelled, WorkerDefinitionError
 from ..logging import redact
 from ..models import Run, Sync
 from ..runtime import running_locally
@@ -72,23 +73,45 @@ def perform(
     context = runs.RunContext(run.pk, run.kind, run.worker.slug, run.target, run.attempts, local)
     result: Any = None
     error: BaseException | None = None
+    ended = threading.Event()
+    code_thread = threading.current_thread()
     with running_locally(local):
         with (
             capture_output(echo=echo) as log,
             limits.watching(lambda message, where: _hard_stop(run, log, local, message, where)) as watch,
-            runs.heartbeat(run, overdue=watch.overdue),
         ):
-            limit = limits.for_run(run)
-            try:
-                with limits.enforce(limit) if limit is not None else nullcontext():
-                    result = body(run, context)
-            except Exception as exc:
-                error = exc
+
+            def on_cancel(by: str) -> None:
+                # Asked politely first: RunCancelled where the code is. Code that goes on anyway is
+                # ended after the grace period, as at a hard time limit, when it runs in a process of
+                # its own (a pool child, the CLI); a thread of the web process is left to its end.
+                watch.interrupt(by)
+                if code_thread is threading.main_thread():
+                    threading.Thread(target=_stop_after_grace, args=(run, log, local, by, ended), daemon=True).start()
+
+            with runs.heartbeat(run, overdue=watch.overdue, on_cancel=on_cancel):
+                limit = limits.for_run(run)
+                try:
+                    with limits.enforce(limit) if limit is not None else nullcontext():
+                        result = body(run, context)
+                except Exception as exc:
+                    error = exc
+                finally:
+                    ended.set()
     runs.working_connection()
     return _record(run, result, error, log)
 
 
-def _hard_stop(run: Run, log: BoundedText, local: bool, message: str, where: str) -> None:
+def _stop_after_grace(run: Run, log: BoundedText, local: bool, by: str, ended: threading.Event) -> None:
+    if ended.wait(app_settings.TIME_LIMIT_GRACE):
+        return
+    message = f"{runs.cancelled_message(by, ran=True)} The code did not stop within {app_settings.TIME_LIMIT_GRACE:g} s"
+    _hard_stop(run, log, local, message + " and was ended.", "", status=Run.Status.CANCELLED)
+
+
+def _hard_stop(
+    run: Run, log: BoundedText, local: bool, message: str, where: str, status: str = Run.Status.FAILED
+) -> None:
     """From the watchdog thread: the code went on past its hard limit. Record the run, free its sync, end here.
 
     Ending the process is the only way to stop a thread in Python. A Celery pool child is replaced
@@ -98,7 +121,7 @@ def _hard_stop(run: Run, log: BoundedText, local: bool, message: str, where: str
         secrets = known_secrets(run.worker.slug)
         runs.finish(
             run,
-            Run.Status.FAILED,
+            status,
             error=redact(message, secrets),
             traceback=redact(where, secrets),
             log=redact(_combined_log(run, log.getvalue()), secrets),
@@ -109,7 +132,7 @@ def _hard_stop(run: Run, log: BoundedText, local: bool, message: str, where: str
     finally:
         connection.close()
         if local:  # one line for the person at the terminal, the same as every other failed run gives
-            sys.__stderr__.write(f"CommandError: Run #{run.pk} failed: {message}\n")
+            sys.__stderr__.write(f"CommandError: Run #{run.pk} {status}: {message}\n")
             sys.__stderr__.flush()
         else:
             logger.error("Run #%s failed: %s Ending process %s.", run.pk, message, os.getpid())
@@ -174,6 +197,11 @@ def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText
                 run, Run.Status.SUCCEEDED, result=value, result_truncated=truncated, error="", traceback="", **fields
             )
             return runs.Outcome(run)
+    if isinstance(error, RunCancelled) or (error is not None and runs.cancelled_by(run.pk) is not None):
+        # Whatever the code raised once told to stop (the exception itself, or what it turned into).
+        by = runs.cancelled_by(run.pk) or "someone"
+        runs.finish(run, Run.Status.CANCELLED, error=redact(runs.cancelled_message(by, ran=True), secrets), **fields)
+        return runs.Outcome(run)
     if isinstance(error, Skipped):
         runs.finish(run, Run.Status.SKIPPED, error=str(error), **fields)
         return runs.Outcome(run)

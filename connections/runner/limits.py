@@ -12,6 +12,7 @@ own `time_limit` (see `celery_options`), and the task's `on_failure` records the
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 import threading
@@ -27,7 +28,7 @@ from typing import Any
 from django.db import connections as db_connections
 
 from ..conf import app_settings
-from ..exceptions import TimeLimitExceeded
+from ..exceptions import RunCancelled, TimeLimitExceeded
 from ..models import Run, Tool
 
 HardStop = Callable[[str, str], None]
@@ -124,16 +125,39 @@ def _where(thread_id: int) -> str:
 
 
 class Watch:
-    """One run's time limits: what `enforce` reports to, and what the heartbeat asks before it beats."""
+    """One run's time limits: what `enforce` reports to, and what the heartbeat asks before it beats.
+
+    It also carries a cancellation into the code (`interrupt`): the same alarm that meets a soft
+    limit meets a cancelled run, so a sleep or a socket read is interrupted too.
+    """
 
     def __init__(self, hard_stop: HardStop) -> None:
         self.hard_stop = hard_stop
         self._hard_deadline: float | None = None
+        self._stop_reason: str | None = None
+        self._target: int | None = None
+        self._main = False
+        # Held while code enters or leaves `enforce` and while `interrupt` decides how to reach it:
+        # an alarm must never fire once the code's handler is gone (SIGALRM's default ends the process).
+        self._lock = threading.Lock()
 
     def overdue(self) -> bool:
         """True once the code under a limit is past its hard limit: a stuck run must stop looking alive."""
         deadline = self._hard_deadline
         return deadline is not None and time.monotonic() > deadline
+
+    def interrupt(self, reason: str) -> None:
+        """From another thread: raise RunCancelled(reason) in the code, now if it runs, else when it next would."""
+        with self._lock:
+            self._stop_reason = reason
+            if self._target is None:
+                return  # between two pages of a sync: the next `enforce` raises it
+            if self._main:
+                signal.setitimer(signal.ITIMER_REAL, 0.001)
+            else:
+                # No signal reaches another thread: the exception is raised at its next Python line
+                # (not inside a blocking call; the code meets it when that call returns).
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target), ctypes.py_object(RunCancelled))
 
     @contextmanager
     def enforce(self, limit: TimeLimit) -> Iterator[None]:
@@ -141,11 +165,13 @@ class Watch:
         target = threading.get_ident()
         done = threading.Event()
         started = time.monotonic()
-        self._hard_deadline = started + limit.hard
 
         def on_alarm(signum: int, frame: FrameType | None) -> None:
-            if not done.is_set():
-                raise TimeLimitExceeded(limit.soft_message())
+            if done.is_set():
+                return
+            if self._stop_reason is not None:
+                raise RunCancelled(self._stop_reason)
+            raise TimeLimitExceeded(limit.soft_message())
 
         def watchdog() -> None:
             if done.wait(max(0.0, started + limit.hard - time.monotonic())):
@@ -153,13 +179,18 @@ class Watch:
             self.hard_stop(limit.hard_message(), _where(target))
 
         previous: Any = None
-        if main:  # signals reach the main thread only; elsewhere only the hard limit applies
-            previous = signal.signal(signal.SIGALRM, on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, limit.seconds)
+        with self._lock:
+            if self._stop_reason is not None:
+                raise RunCancelled(self._stop_reason)
+            self._hard_deadline = started + limit.hard
+            if main:  # signals reach the main thread only; elsewhere only the hard limit applies
+                previous = signal.signal(signal.SIGALRM, on_alarm)
+                signal.setitimer(signal.ITIMER_REAL, limit.seconds)
+            self._target, self._main = target, main
         threading.Thread(target=watchdog, name="time-limit", daemon=True).start()
         try:
             yield
-        except TimeLimitExceeded:
+        except (TimeLimitExceeded, RunCancelled):
             # Raised wherever the code was, possibly inside a database query: psycopg then keeps the
             # connection busy, and recording the run would fail on it. A new one is opened on demand.
             for conn in db_connections.all(initialized_only=True):
@@ -167,11 +198,13 @@ class Watch:
                     conn.close()
             raise
         finally:
-            done.set()
-            self._hard_deadline = None
-            if main:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+            with self._lock:
+                done.set()
+                self._hard_deadline = None
+                self._target = None
+                if main:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
 
 
 _current: ContextVar[Watch | None] = ContextVar("workers_time_limits", default=None)

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,6 +144,12 @@ def claim(run_id: int) -> Run | None:
         if run is None or run.is_finished or is_alive(run):
             return None
         now = timezone.now()
+        if run.cancel_requested_at is not None:
+            # Cancelled while it ran, and its process died before it stopped: not taken over.
+            run.status, run.finished_at = Run.Status.CANCELLED, now
+            run.error = cancelled_message(run.cancelled_by or "someone", ran=True)
+            run.save(update_fields=["status", "finished_at", "error"])
+            return None
         run.status = Run.Status.RUNNING
         run.attempts += 1
         run.owner = current_owner()
@@ -239,21 +246,36 @@ def finish(run: Run, status: str, **fields: Any) -> bool:
 
 
 @contextmanager
-def heartbeat(run: Run, *, overdue: Callable[[], bool] = lambda: False) -> Iterator[None]:
+def heartbeat(
+    run: Run,
+    *,
+    overdue: Callable[[], bool] = lambda: False,
+    on_cancel: Callable[[str], None] | None = None,
+) -> Iterator[None]:
     """Refresh `heartbeat_at` from a thread while the run's code works, so others see it is alive.
 
     Not once `overdue()`: code past its hard time limit is stuck, and must not hold its sync's lock
-    by looking alive (the lease then runs out even if this process could not be ended).
+    by looking alive (the lease then runs out even if this process could not be ended). Every
+    RUN_CANCEL_CHECK seconds the thread also looks for a cancellation, and hands who asked to `on_cancel` once.
     """
     stop = threading.Event()
     interval = max(1.0, app_settings.RUN_LEASE / 4)
+    check = min(interval, max(0.1, app_settings.RUN_CANCEL_CHECK)) if on_cancel is not None else interval
 
     def beat() -> None:
+        told = False
+        last_beat = time.monotonic()
         try:
-            while not stop.wait(interval):
-                if overdue():
-                    continue
+            while not stop.wait(check):
                 try:
+                    if not told and on_cancel is not None:
+                        by = cancelled_by(run.pk)
+                        if by is not None:
+                            told = True
+                            on_cancel(by)
+                    if time.monotonic() - last_beat < interval - 0.05 or overdue():
+                        continue
+                    last_beat = time.monotonic()
                     Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(
                         heartbeat_at=timezone.now()
                     )
@@ -272,6 +294,17 @@ def heartbeat(run: Run, *, overdue: Callable[[], bool] = lambda: False) -> Itera
     finally:
         stop.set()
         thread.join(timeout=interval + 5)
+
+
+def cancelled_by(run_id: int) -> str | None:
+    """Who asked to cancel the run while it ran, or None when nobody did."""
+    row = Run.objects.filter(pk=run_id, cancel_requested_at__isnull=False).values_list("cancelled_by", flat=True)
+    found = row.first()
+    return None if found is None else (found or "someone")
+
+
+def cancelled_message(by: str, *, ran: bool) -> str:
+    return f"Cancelled by {by} {'while it ran' if ran else 'before it ran'}."
 
 
 def _close_quietly() -> None:

@@ -100,6 +100,24 @@ def hog(input: dict[str, Any], context: Any) -> Any:
     return sum(range(10**14))
 
 
+@worker.tool("mark", schema=j.object({"name": j.string()}))
+def mark(input: dict[str, Any], context: Any) -> Any:
+    """Leaves `ran-<name>` in the GATE_DIR secret's folder: whether the run executed is seen from outside."""
+    (Path(worker.env("GATE_DIR").resolve()) / f"ran-{input['name']}").write_text(str(context.run_id))
+    return {"marked": input["name"]}
+
+
+@worker.tool("lingering", schema=j.object({"name": j.string()}), time_limit=300)
+def lingering(input: dict[str, Any], context: Any) -> Any:
+    """Announces itself, then works in short steps for two minutes; `done-<name>` only if it got to the end."""
+    folder = Path(worker.env("GATE_DIR").resolve())
+    (folder / f"started-{input['name']}").write_text(str(os.getpid()))
+    for _ in range(1200):
+        time.sleep(0.1)
+    (folder / f"done-{input['name']}").write_text("finished")
+    return {"done": True}
+
+
 @worker.tool("echo", schema=j.object({"payload": j.object({}, additional_properties=True)}))
 def echo(input: dict[str, Any], context: Any) -> Any:
     return {"payload": input["payload"]}
