@@ -31,6 +31,8 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     "admin_overview": ("sqlite", "postgres"),
     "startup": ("sqlite", "postgres"),
     "admin_lists": ("sqlite", "postgres"),
+    "fanout": ("postgres",),
+    "stampede": ("postgres",),
 }
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/workers_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")

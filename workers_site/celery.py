@@ -3,13 +3,62 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.fixups import django as django_fixup
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 
-app = Celery("workers_site")
+
+class KeptConnections(django_fixup.DjangoWorkerFixup):
+    """Celery's Django fix-up, except that a task keeps the process's database connection.
+
+    Celery closes every connection before and after each task whatever CONN_MAX_AGE says. Here a
+    pool process gives its connections CELERY_WORKER_CONN_MAX_AGE, and around each task closes
+    only those past it, broken or unusable: what Django does around each request. A pool process
+    still drops what it inherited from its parent (on_worker_process_init, unchanged).
+    """
+
+    def on_worker_process_init(self, **kwargs: Any) -> None:
+        super().on_worker_process_init(**kwargs)
+        from django.conf import settings
+
+        for conn in self._db.connections.all():
+            if conn.vendor != "sqlite":
+                conn.settings_dict["CONN_MAX_AGE"] = settings.CELERY_WORKER_CONN_MAX_AGE
+
+    def close_database(self, **kwargs: Any) -> None:
+        for conn in self._db.connections.all(initialized_only=True):
+            try:
+                conn.close_if_unusable_or_obsolete()
+            except self.interface_errors:
+                pass
+
+
+class KeptConnectionsFixup(django_fixup.DjangoFixup):
+    """Celery's Django fix-up with KeptConnections as its worker part (made when a worker starts)."""
+
+    @property
+    def worker_fixup(self) -> django_fixup.DjangoWorkerFixup:
+        if self._worker_fixup is None:
+            self._worker_fixup = KeptConnections(self.app)
+        return self._worker_fixup
+
+    @worker_fixup.setter
+    def worker_fixup(self, value: django_fixup.DjangoWorkerFixup) -> None:
+        self._worker_fixup = value
+
+
+def kept_connections_fixup(app: Celery) -> django_fixup.DjangoFixup | None:
+    """What Celery's own `fixup` does, with the fix-up above (the `fixups=` of the app below)."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return None
+    return KeptConnectionsFixup(app).install()
+
+
+app = Celery("workers_site", fixups=[f"{__name__}:kept_connections_fixup"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # The token-care tasks live beside the refresh code rather than in connections/tasks.py.

@@ -97,7 +97,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env("TEST_SQLITE_PATH", default=str(RUN_DIR / "test-db.sqlite3")),
     }
 else:
+    # The web server's: 0, since its ASGI worker gives each request a thread of its own, and a kept
+    # connection would outlive it (Django ticket #33497). Celery's pool processes keep theirs:
+    # CELERY_WORKER_CONN_MAX_AGE below.
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+    # A kept connection is checked once before its first query of a request or task, so one the
+    # server dropped meanwhile (restart, failover, idle timeout) is replaced rather than failing it.
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Seconds a Celery pool process keeps its database connection across tasks (workers_site/celery.py):
+# a new PostgreSQL connection for every run was half of a trivial run's cost. 0 closes it after
+# each task, as Celery does by default. SQLite's connections are always closed (nothing to save).
+CELERY_WORKER_CONN_MAX_AGE = env.int("CELERY_WORKER_CONN_MAX_AGE", default=60)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

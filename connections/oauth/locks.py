@@ -16,7 +16,7 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,25 +59,68 @@ def _file_lock(connection_id: int, key: str) -> Iterator[None]:
         os.close(fd)
 
 
+# Django's ORM has no FOR SHARE: the row's table (Connection._meta.db_table) named as it is.
+_WAIT_FOR_HOLDER = "SELECT 1 FROM connections_connection WHERE id = %s FOR SHARE"
+
+
+def _lock_timeout() -> None:
+    if connection.vendor == "postgresql":
+        # Bounded like the file lock: a waiter gives up rather than hold a connection forever.
+        timeout_ms = int((2 * app_settings.HTTP_TIMEOUT + 10) * 1000)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
+
+
+def _too_long(exc: OperationalError, key: str) -> TokenRefreshError:
+    if getattr(getattr(exc, "__cause__", None), "sqlstate", "") != "55P03":  # lock_not_available
+        raise exc
+    return TokenRefreshError(key, "another refresh of this connection is taking too long", retryable=True)
+
+
 @contextmanager
-def refresh_lock(connection_id: int, key: str = "") -> Iterator[Connection]:
-    """Hold the connection's refresh lock and yield its row as last committed."""
+def refresh_lock(
+    connection_id: int, key: str = "", settled: Callable[[Connection], bool] | None = None
+) -> Iterator[Connection]:
+    """Hold the connection's refresh lock and yield its row as last committed.
+
+    With `settled`, on PostgreSQL: when another caller holds the lock, wait until it commits and
+    yield the row without the lock if `settled(row)` (the caller has nothing to write: it will only
+    read the token just stored). Waiters get that shared lock all at once, where each would
+    otherwise take the row in turn: 64 callers of one expired token wait for one refresh, not 64.
+    """
     rows = Connection.objects.select_related("capability__worker")
+    key = key or str(connection_id)
+    if settled is not None and connection.vendor == "postgresql":
+        with transaction.atomic():
+            _lock_timeout()
+            try:
+                with transaction.atomic():  # a savepoint: a refused NOWAIT must not end the transaction
+                    locked = rows.select_for_update(nowait=True, of=("self",)).get(pk=connection_id)
+            except OperationalError as exc:
+                if getattr(getattr(exc, "__cause__", None), "sqlstate", "") != "55P03":
+                    raise
+                locked = None
+            if locked is not None:
+                yield locked
+                return
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(_WAIT_FOR_HOLDER, [connection_id])
+            except OperationalError as exc:
+                raise _too_long(exc, key) from None
+            row = rows.get(pk=connection_id)
+            if settled(row):
+                yield row
+                return
+        # The other caller's refresh failed: take the lock in turn (holding the shared lock while
+        # asking for it could deadlock with another waiter doing the same).
     if connection.features.has_select_for_update:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # Bounded like the file lock: a waiter gives up rather than hold a connection forever.
-                timeout_ms = int((2 * app_settings.HTTP_TIMEOUT + 10) * 1000)
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = {timeout_ms}")
+            _lock_timeout()
             try:
                 locked = rows.select_for_update(of=("self",)).get(pk=connection_id)
             except OperationalError as exc:
-                if getattr(getattr(exc, "__cause__", None), "sqlstate", "") != "55P03":  # lock_not_available
-                    raise
-                raise TokenRefreshError(
-                    key or str(connection_id), "another refresh of this connection is taking too long", retryable=True
-                ) from None
+                raise _too_long(exc, key) from None
             yield locked
     else:
         with _file_lock(connection_id, key):

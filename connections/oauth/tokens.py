@@ -180,12 +180,15 @@ def _refresh(
         )
     started = timezone.now()
     failure: Exception | None = None
-    with refresh_lock(connection_id, _key_of(connection_id)) as conn:
-        key = conn.capability.key
-        wanted = force or not conn.is_fresh(valid_for) or (stale_token is not None and conn.access_token == stale_token)
+
+    def wanted(conn: Connection) -> bool:
         if idle_before is not None and (conn.last_refreshed_at or conn.connected_at or started) >= idle_before:
-            wanted = False  # used since the caller looked: nothing to keep alive
-        if not wanted:
+            return False  # used since the caller looked: nothing to keep alive
+        return force or not conn.is_fresh(valid_for) or (stale_token is not None and conn.access_token == stale_token)
+
+    with refresh_lock(connection_id, _key_of(connection_id), settled=lambda conn: not wanted(conn)) as conn:
+        key = conn.capability.key
+        if not wanted(conn):
             return conn.access_token, False
         if conn.status == Status.NOT_CONNECTED:
             raise not_connected(conn.pk, key, ever=conn.connected_at is not None)

@@ -102,7 +102,10 @@ def for_webhook(key: str) -> TimeLimit:
 def for_run(run: Run) -> TimeLimit | None:
     """The limit around a run's whole code: a tool's or a webhook handler's. A sync bounds each of its pages."""
     if run.kind == Run.Kind.TOOL:
-        time_limit = Tool.objects.filter(pk=run.tool_id).values_list("time_limit", flat=True).first()
+        if Run.tool.is_cached(run):  # claimed or created with it: no query
+            time_limit = run.tool.time_limit if run.tool is not None else None
+        else:
+            time_limit = Tool.objects.filter(pk=run.tool_id).values_list("time_limit", flat=True).first()
         return for_tool(run.target, time_limit)
     if run.kind == Run.Kind.WEBHOOK:
         return for_webhook(run.target)

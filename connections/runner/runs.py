@@ -17,7 +17,8 @@ from typing import Any
 
 from celery import current_app
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Model
+from django.db.models import DateTimeField, F, Model, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import jsondata
@@ -139,11 +140,34 @@ def claim(run_id: int) -> Run | None:
     This is what makes a task safe to deliver twice: a finished run is never executed again, and a
     run whose process is still working is left to it. A run whose process died is taken over.
     """
+    now = timezone.now()
+    owner = current_owner()
+    # The common case in one conditional UPDATE: of two deliveries of a queued run, the database
+    # applies one process's UPDATE first and the other's then matches no row.
+    taken = Run.objects.filter(pk=run_id, status__in=(Run.Status.QUEUED, Run.Status.RETRYING)).update(
+        status=Run.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        owner=owner,
+        heartbeat_at=now,
+        started_at=Coalesce("started_at", Value(now, output_field=DateTimeField())),
+    )
+    if taken:
+        # The tool too: its time limit and schema are read from it, and the read costs no more.
+        run = Run.objects.select_related("worker", "tool").filter(pk=run_id, owner=owner).first()
+    else:
+        run = _take_over(run_id, owner, now)
+    if run is None:
+        return None
+    _log_start(run)
+    return run
+
+
+def _take_over(run_id: int, owner: str, now: datetime) -> Run | None:
+    """The run, marked running here, if it is `running` in a process that died; None otherwise."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("worker").filter(pk=run_id).first()
+        run = Run.objects.select_for_update().select_related("worker", "tool").filter(pk=run_id).first()
         if run is None or run.is_finished or is_alive(run):
             return None
-        now = timezone.now()
         if run.cancel_requested_at is not None:
             # Cancelled while it ran, and its process died before it stopped: not taken over.
             run.status, run.finished_at = Run.Status.CANCELLED, now
@@ -152,11 +176,10 @@ def claim(run_id: int) -> Run | None:
             return None
         run.status = Run.Status.RUNNING
         run.attempts += 1
-        run.owner = current_owner()
+        run.owner = owner
         run.heartbeat_at = now
         run.started_at = run.started_at or now
         run.save(update_fields=["status", "attempts", "owner", "heartbeat_at", "started_at"])
-    _log_start(run)
     return run
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
 from .. import jsondata, registry
 from ..exceptions import InvalidJSONError, InvalidToolInputError
 from ..models import Run, Tool
@@ -56,10 +54,11 @@ def start_tool(worker: str, key: str, data: Any, *, trigger: str, send: bool = T
     tool = tool_row(worker, key)
     registry.get_tool(worker, key)  # the code must still define it: refused now rather than failed in the run
     validate_input(tool, data)  # against the deployed schema, the one the admin's Run form is built from
-    with transaction.atomic():
-        run = runs.create_run(Run.Kind.TOOL, tool.worker, key, trigger=trigger, input=data, tool=tool)
-        if send:
-            runs.send(run)
+    # No transaction of its own: the INSERT is one statement, and send() queues the task once the
+    # caller's transaction commits, or at once outside one.
+    run = runs.create_run(Run.Kind.TOOL, tool.worker, key, trigger=trigger, input=data, tool=tool)
+    if send:
+        runs.send(run)
     return run
 
 

@@ -8,6 +8,8 @@ import sys
 from io import StringIO
 
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connections.logging import redact
@@ -42,6 +44,31 @@ def test_a_run_is_claimed_once_and_never_after_it_finished(runner_site):
     assert runs.claim(run.pk) is None  # this process is alive and working on it
     runs.finish(claimed, Run.Status.SUCCEEDED)
     assert runs.claim(run.pk) is None
+
+
+def test_a_tool_run_costs_five_sql_statements_on_the_worker(runner_site):
+    """The claim (one conditional UPDATE, then the run read with its worker and tool), the worker's
+    secrets and tokens (what its output is scrubbed of), and the outcome: nothing read twice."""
+    from connections.runner.tools import execute_tool, start_tool
+
+    run = start_tool("runner-test", "add", {"a": 1, "b": 2}, trigger="test", send=False)
+
+    with CaptureQueriesContext(connection) as queries:
+        outcome = execute_tool(run.pk)
+
+    assert outcome.status == "succeeded" and outcome.run.result == {"sum": 3}
+    assert len(queries) <= 5, [q["sql"][:80] for q in queries.captured_queries]
+
+
+def test_queueing_a_tool_run_costs_two_sql_statements(runner_site):
+    """The deployed tool read, the run inserted: the task's time limit comes from the tool already read."""
+    from connections.runner.tools import start_tool
+
+    with CaptureQueriesContext(connection) as queries:
+        run = start_tool("runner-test", "add", {"a": 1, "b": 2}, trigger="test", send=False)
+
+    assert Run.objects.get(pk=run.pk).status == "queued"
+    assert len(queries) <= 2, [q["sql"][:80] for q in queries.captured_queries]
 
 
 def test_a_run_whose_process_is_gone_is_not_alive(runner_site):

@@ -1,0 +1,186 @@
+"""64 callers (4 processes x 16 threads) of access_token() on one expired token, against one lone refresh.
+
+The token endpoint is a small threaded HTTP server in this process that takes 200 ms to answer, as a
+slow provider does. Every caller must get the new token from a single refresh request: the others
+wait on the connection's refresh lock and read what the first one stored.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .report import Context
+
+PROCESSES, THREADS = 4, 16
+DELAY = 0.2
+SLUG, KEY = "bench-stampede", "stampedeAuth"
+
+
+class _Endpoint(BaseHTTPRequestHandler):
+    requests = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with _Endpoint.lock:
+            _Endpoint.requests += 1
+            n = _Endpoint.requests
+        time.sleep(DELAY)
+        body = json.dumps(
+            {"access_token": f"access-{n:04d}-" + "a" * 30, "token_type": "bearer", "expires_in": 3600}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def _token_endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Endpoint)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _setup(token_endpoint: str) -> None:
+    from connections.models import Connection, OAuthCapability, Worker
+
+    worker, _ = Worker.objects.get_or_create(slug=SLUG, defaults={"module": "bench"})
+    capability, _ = OAuthCapability.objects.update_or_create(
+        worker=worker,
+        key=KEY,
+        defaults={
+            "name": "bench",
+            "authorization_endpoint": token_endpoint.replace("/token", "/authorize"),
+            "token_endpoint": token_endpoint,
+            "scope": "read",
+            "client_id": {"value": "bench-client"},
+            "client_secret_literal": "bench-client-secret",
+        },
+    )
+    Connection.objects.update_or_create(capability=capability, defaults={"status": Connection.Status.CONNECTED})
+
+
+def _expire() -> None:
+    """The token expired a minute ago; the refresh token is still good."""
+    from django.utils import timezone
+
+    from connections.models import Connection
+
+    conn = Connection.objects.get(capability__worker__slug=SLUG, capability__key=KEY)
+    now = timezone.now()
+    conn.status = Connection.Status.CONNECTED
+    conn.access_token, conn.refresh_token, conn.has_refresh_token = "stale-" + "s" * 34, "r" * 40, True
+    conn.expires_at, conn.connected_at = now - timedelta(minutes=1), now - timedelta(hours=2)
+    conn.last_error = ""
+    conn.save()
+
+
+def _caller_process(start: multiprocessing.synchronize.Event, results: multiprocessing.Queue) -> None:
+    from django.db import connection
+
+    from connections.oauth.tokens import access_token
+
+    tokens: list[str] = []
+    errors: list[str] = []
+
+    def call() -> None:
+        try:
+            connection.ensure_connection()  # before the start: connecting is not what is measured
+            start.wait()
+            tokens.append(access_token(SLUG, KEY))
+        except Exception as exc:  # reported to the parent, which fails the benchmark
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.put((tokens, errors))
+
+
+def _callers(fork: multiprocessing.context.BaseContext) -> float:
+    """Seconds from the start signal until every caller of every process has its token."""
+    from django.db import connections
+
+    connections.close_all()  # a forked child must not share this process's connection
+    start, results = fork.Event(), fork.Queue()
+    children = [fork.Process(target=_caller_process, args=(start, results)) for _ in range(PROCESSES)]
+    for child in children:
+        child.start()
+    time.sleep(2 + PROCESSES)  # every caller connected and waiting (the machine is loaded)
+    started = time.perf_counter()
+    start.set()
+    tokens, errors = [], []
+    for _ in children:
+        got, failed = results.get(timeout=120)
+        tokens += got
+        errors += failed
+    elapsed = time.perf_counter() - started
+    for child in children:
+        child.join(timeout=30)
+    if errors or len(tokens) != PROCESSES * THREADS or len(set(tokens)) != 1:
+        raise RuntimeError(f"{len(tokens)} tokens ({len(set(tokens))} different), errors: {errors[:3]}")
+    return elapsed
+
+
+def run(ctx: Context) -> None:
+    from connections.oauth.tokens import access_token
+
+    rounds = ctx.scale(5, 2)
+    fork = multiprocessing.get_context("fork")
+    lone, stampede, requests, fresh = [], [], [], []
+    with _token_endpoint() as url:
+        _setup(url)
+        for _ in range(rounds):
+            _expire()
+            _Endpoint.requests = 0
+            started = time.perf_counter()
+            access_token(SLUG, KEY)
+            lone.append(time.perf_counter() - started)
+            assert _Endpoint.requests == 1
+
+            _expire()
+            _Endpoint.requests = 0
+            stampede.append(_callers(fork))
+            requests.append(_Endpoint.requests)
+            fresh.append(_callers(fork))  # the token is now fresh: what 64 callers cost without a refresh
+    lone_s, stampede_s = sorted(lone)[len(lone) // 2], sorted(stampede)[len(stampede) // 2]
+    callers = PROCESSES * THREADS
+    ctx.figure(
+        f"refresh requests for {callers} callers of one expired token",
+        ratio=max(requests) / 1,
+        baseline="one refresh request",
+        target=1,
+        detail=f"requests per round: {requests}; token endpoint answering in {DELAY * 1000:.0f} ms",
+    )
+    ctx.figure(
+        f"wall time of {callers} callers ({PROCESSES} processes x {THREADS} threads) of one expired token",
+        ratio=stampede_s / lone_s,
+        baseline=f"one lone refresh ({lone_s * 1000:.0f} ms)",
+        target=1.5,
+        detail=(
+            f"{stampede_s * 1000:.0f} ms, median of {rounds} rounds; the same callers of a fresh token "
+            f"(no refresh, no lock): {sorted(fresh)[len(fresh) // 2] * 1000:.0f} ms"
+        ),
+    )
