@@ -40,7 +40,6 @@ class _SeenValues:
         fresh = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH]
         if not fresh:
             return
-        limit = _limit()
         with self._lock:
             changed = False
             for value in fresh:
@@ -49,12 +48,13 @@ class _SeenValues:
                     continue
                 self._values[value] = None
                 changed = True
+            if not changed:
+                return  # the hot path: a token read again is already remembered
+            limit = _limit()
             while len(self._values) > limit:
                 self._values.popitem(last=False)
-                changed = True
-            if changed:
-                # Longest first, so a token that contains another value is blanked whole.
-                self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
+            # Longest first, so a token that contains another value is blanked whole.
+            self._longest_first = tuple(sorted(self._values, key=len, reverse=True))
 
     def values(self) -> tuple[str, ...]:
         return self._longest_first
