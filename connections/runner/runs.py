@@ -165,7 +165,7 @@ def claim(run_id: int) -> Run | None:
 def _take_over(run_id: int, owner: str, now: datetime) -> Run | None:
     """The run, marked running here, if it is `running` in a process that died; None otherwise."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("worker", "tool").filter(pk=run_id).first()
+        run = Run.objects.select_for_update(of=("self",)).select_related("worker", "tool").filter(pk=run_id).first()
         if run is None or run.is_finished or is_alive(run):
             return None
         if run.cancel_requested_at is not None:
