@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     "admin_lists": ("sqlite", "postgres"),
     "fanout": ("postgres",),
     "stampede": ("postgres",),
+    "webhook_accept": ("sqlite", "postgres"),
 }
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/workers_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
