@@ -27,11 +27,19 @@ def nested(depth: int) -> str:
     return '{"payload": ' + '{"a": ' * depth + "{}" + "}" * depth + "}"
 
 
+PROGRESS = re.compile(r"(Queued as run #|Running on |Run #\d+ still queued)")
+
+
 def assert_one_line_error(answer: subprocess.CompletedProcess, *phrases: str) -> None:
     assert answer.returncode != 0
     assert "Traceback" not in answer.stderr, answer.stderr[-2000:]
-    # Log records of libraries (kombu's "No hostname was supplied") are not the command's answer.
-    lines = [line for line in answer.stderr.strip().splitlines() if not LOG_RECORD.match(line)]
+    # Log records of libraries (kombu's "No hostname was supplied") are not the command's answer,
+    # nor exec's progress while it waits ("Queued as run #N...", "Running on HOST...").
+    lines = [
+        line
+        for line in answer.stderr.strip().splitlines()
+        if line.strip() and not LOG_RECORD.match(line) and not PROGRESS.match(line)
+    ]
     assert len(lines) == 1, answer.stderr[-2000:]
     for phrase in phrases:
         assert phrase in lines[0]
