@@ -110,7 +110,10 @@ def test_refusal_counts_filter_by_webhook_and_unknown_paths(admin_client):
     assert ">22<" in unknown and ">11<" not in unknown
 
 
-def test_workers_list_names_missing_secrets_and_pacers_list_last_minute(admin_client):
+def test_workers_list_names_missing_secrets_and_pacers_list_last_minute(admin_client, settings):
+    # The database budget, whose counters live in the row (a Redis broker would put them in Redis).
+    settings.WORKERS_PACER_REDIS_URL = ""
+    settings.CELERY_BROKER_URL = "filesystem://localhost//"
     worker = Worker.objects.create(slug="w", module="w")
     OAuthCapability.objects.create(
         worker=worker,

@@ -23,7 +23,12 @@ def server_without_worker(runner_site, tmp_path: Path) -> Iterator[McpServer]:
     """The site on a broker no Celery worker reads: every run it queues stays queued."""
     broker = tmp_path / "broker"
     broker.mkdir()
-    server = start_web(runner_site.url, tmp_path / "web.log", CELERY_BROKER_DIR=str(broker))
+    server = start_web(
+        runner_site.url,
+        tmp_path / "web.log",
+        CELERY_BROKER_DIR=str(broker),
+        CELERY_BROKER_URL="filesystem://localhost//",
+    )
     yield server
     stop_web(server)
 
@@ -72,7 +77,11 @@ def in_process_server(runner_site, tmp_path: Path) -> Iterator[McpServer]:
     broker = tmp_path / "broker"
     broker.mkdir()
     server = start_web(
-        runner_site.url, tmp_path / "web.log", CELERY_BROKER_DIR=str(broker), WORKERS_MCP_IN_PROCESS="true"
+        runner_site.url,
+        tmp_path / "web.log",
+        CELERY_BROKER_DIR=str(broker),
+        CELERY_BROKER_URL="filesystem://localhost//",
+        WORKERS_MCP_IN_PROCESS="true",
     )
     yield server
     stop_web(server)

@@ -32,7 +32,13 @@ class Command:
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
-            env=subprocess_env(site.url, WORKER_MODULES=",".join(site.modules), CELERY_BROKER_DIR=str(broker), **env),
+            env=subprocess_env(
+                site.url,
+                WORKER_MODULES=",".join(site.modules),
+                CELERY_BROKER_DIR=str(broker),
+                CELERY_BROKER_URL="filesystem://localhost//",
+                **env,
+            ),
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -98,7 +104,13 @@ def own_worker(runner_site: RunnerSite, broker: Path, tmp_path: Path) -> Iterato
 
 def _start_worker(site: RunnerSite, broker: Path, log: Path, **env: str) -> CeleryWorker:
     return start_celery_worker(
-        site.url, log, concurrency=1, WORKER_MODULES=",".join(site.modules), CELERY_BROKER_DIR=str(broker), **env
+        site.url,
+        log,
+        concurrency=1,
+        WORKER_MODULES=",".join(site.modules),
+        CELERY_BROKER_DIR=str(broker),
+        CELERY_BROKER_URL="filesystem://localhost//",
+        **env,
     )
 
 
@@ -125,7 +137,14 @@ def test_a_queued_run_cancelled_never_runs_when_a_worker_comes(runner_site, brok
     command.kill()  # abandoned, as after a closed terminal: its task waits in the broker
     run = Run.objects.get(target="mark")
 
-    answer = runner_site.manage("workers", "runs", "cancel", str(run.pk), CELERY_BROKER_DIR=str(broker))
+    answer = runner_site.manage(
+        "workers",
+        "runs",
+        "cancel",
+        str(run.pk),
+        CELERY_BROKER_DIR=str(broker),
+        CELERY_BROKER_URL="filesystem://localhost//",
+    )
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() == f"Run #{run.pk} cancelled: it will not run."
 
@@ -161,7 +180,14 @@ def test_cancelling_a_running_tool_stops_its_code(runner_site, broker, commands,
     command.wait_for_line("Running on ")
     run = Run.objects.get(target="lingering")
 
-    answer = runner_site.manage("workers", "runs", "cancel", str(run.pk), CELERY_BROKER_DIR=str(broker))
+    answer = runner_site.manage(
+        "workers",
+        "runs",
+        "cancel",
+        str(run.pk),
+        CELERY_BROKER_DIR=str(broker),
+        CELERY_BROKER_URL="filesystem://localhost//",
+    )
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.startswith(f"Run #{run.pk} is running: asked to stop")
 
