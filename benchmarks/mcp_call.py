@@ -24,14 +24,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start_server(port: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, env: dict[str, str], web_workers: str = "1") -> subprocess.Popen[bytes]:
+    """The production web server (gunicorn, as `workers serve` runs it), once `/healthz` answers."""
     import requests
 
     from connections.cli.serve import web_command
 
-    env = {**os.environ, "WORKER_MODULES": MODULE, "WORKERS_MCP_IN_PROCESS": "true", "LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
-        web_command(sys.executable, "127.0.0.1", str(port), web_workers="1"),
+        web_command(sys.executable, "127.0.0.1", str(port), web_workers=web_workers),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -104,7 +104,8 @@ def run(ctx: Context) -> None:
         _, key = create_key(f"bench-{os.getpid()}-{time.monotonic_ns()}")
         direct = _exec_seconds(rounds, calls)
     port = _free_port()
-    server = _start_server(port)
+    env = {**os.environ, "WORKER_MODULES": MODULE, "WORKERS_MCP_IN_PROCESS": "true", "LOG_LEVEL": "WARNING"}
+    server = start_server(port, env)
     try:
         measured = _mcp_seconds(f"http://127.0.0.1:{port}/mcp/", key, rounds, calls)
     finally:

@@ -19,37 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .mcp_call import _free_port
+from .mcp_call import _free_port, start_server
 from .report import Context
 
 MODULE = "benchmarks.webhook_worker"
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec-bench-0123456789abcdef"
 THREADS = 8
-
-
-def _start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    import requests
-
-    from connections.cli.serve import web_command
-
-    proc = subprocess.Popen(
-        web_command(sys.executable, "127.0.0.1", str(port), web_workers="2"),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the web server did not start")
 
 
 def _rate(total: int, send: Callable[[object, int], int]) -> tuple[float, list[int]]:
@@ -97,7 +73,7 @@ def run(ctx: Context) -> None:
         set_secrets("bench-hooks", {"BENCH_HOOK_SECRET": SECRET})
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    server = _start_server(port, env)
+    server = start_server(port, env, web_workers="2")
     run_id = time.monotonic_ns()
 
     def healthz(session: object, n: int) -> int:
