@@ -108,6 +108,13 @@ class Site:
         return session
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def csrf_from(html: str) -> str:
     match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
     assert match, "no CSRF token on the page"

@@ -16,7 +16,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import ROOT, csrf_from
+from .conftest import ROOT, csrf_from, free_port
 from .oauth_helpers import consent
 
 pytestmark = pytest.mark.celery
@@ -46,12 +45,6 @@ def walkthrough() -> str:
 def blocks(text: str) -> list[tuple[str, str]]:
     """(language, code) of each fenced block, in order."""
     return re.findall(r"^```(\w+)\n(.*?)^```$", text, flags=re.S | re.M)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Terminal:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,7 @@ import requests
 
 from connections.secrets import set_secrets
 
-from .conftest import ROOT, subprocess_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from .conftest import ROOT, free_port, subprocess_env
 
 
 def test_runserver_access_log_shows_no_code_or_state(site, tmp_path: Path):

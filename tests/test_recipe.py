@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 pytestmark = pytest.mark.celery
 
@@ -52,12 +51,6 @@ def readme_exports() -> set[str]:
         if line.startswith("export "):
             names.update(re.findall(r"([A-Z_][A-Z0-9_]*)=", line))
     return names
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(

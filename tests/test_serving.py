@@ -18,17 +18,9 @@ from django.test.utils import override_settings
 
 from connections.cli.serve import web_command
 
-from .conftest import ROOT, subprocess_env
+from .conftest import ROOT, free_port, subprocess_env
 
 MODULE = "tests.serving_worker"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -49,7 +41,7 @@ def gunicorn(transactional_db: None, tmp_path: Path) -> Iterator[Server]:
         registry.clear_cache()
         deploy()
     registry.clear_cache()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = subprocess_env(url, WORKER_MODULES=MODULE, STATIC_ROOT=str(tmp_path / "static"), DEBUG="false")
     subprocess.run(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -62,3 +65,25 @@ def manage(transactional_db: None) -> Callable[..., Result]:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+VERSIONED_WORKER = """
+from connections.sdk import Worker, j
+
+worker = Worker({slug!r})
+
+
+@worker.tool("codeVersion", title="Code version", description="Which code ran", schema=j.object({{}}))
+def code_version(input, context):
+    return {{"version": VERSION}}
+"""
+
+
+def write_versioned_worker(folder: Path, module: str, slug: str, version: int) -> Path:
+    """A worker module whose tool `codeVersion` answers `version`: edited on disk between deploys."""
+    path = folder / f"{module}.py"
+    path.write_text(f"VERSION = {version}\n" + VERSIONED_WORKER.format(slug=slug))
+    # An mtime that surely moved, even on a file system that keeps whole seconds: no stale .pyc.
+    stamp = time.time() + version
+    os.utime(path, (stamp, stamp))
+    return path

@@ -7,8 +7,6 @@ worker (on a broker folder of its own) keeps the code it imported; the CLI runs 
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,28 +17,15 @@ from django.test import Client
 from connections.models import Run, Worker
 
 from ..conftest import start_celery_worker
-from .conftest import PUBLIC_URL, Result
+from .conftest import PUBLIC_URL, Result, write_versioned_worker
 
 pytestmark = pytest.mark.celery
 
 MODULE = "fingerprint_worker"
-SOURCE = """
-from connections.sdk import Worker, j
-
-worker = Worker("fingerprint-test")
-
-
-@worker.tool("codeVersion", title="Code version", description="Which code ran", schema=j.object({}))
-def code_version(input, context):
-    return {"version": VERSION}
-"""
 
 
 def write_worker(folder: Path, version: int) -> None:
-    path = folder / f"{MODULE}.py"
-    path.write_text(f"VERSION = {version}\n{SOURCE}")
-    stamp = time.time() + version  # a new mtime even where it keeps whole seconds: no stale .pyc
-    os.utime(path, (stamp, stamp))
+    write_versioned_worker(folder, MODULE, "fingerprint-test", version)
 
 
 def test_a_run_by_a_worker_that_kept_old_code_is_flagged_until_it_restarts(

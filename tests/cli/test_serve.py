@@ -20,31 +20,16 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from ..conftest import ROOT
-from ..test_recipe import free_port
+from ..conftest import ROOT, free_port
+from .conftest import write_versioned_worker
 
 pytestmark = pytest.mark.celery
 
 WORKER_MODULE = "reload_worker"
-WORKER_SOURCE = """
-from connections.sdk import Worker, j
-
-worker = Worker("reload-test")
-
-
-@worker.tool("codeVersion", title="Code version", description="Which code ran", schema=j.object({}))
-def code_version(input, context):
-    return {"version": VERSION}
-"""
 
 
 def write_worker(folder: Path, version: int) -> Path:
-    path = folder / f"{WORKER_MODULE}.py"
-    path.write_text(f"VERSION = {version}\n{WORKER_SOURCE}")
-    # An mtime that surely moved, even on a file system that keeps whole seconds.
-    stamp = time.time() + version
-    os.utime(path, (stamp, stamp))
-    return path
+    return write_versioned_worker(folder, WORKER_MODULE, "reload-test", version)
 
 
 def children(pid: int) -> dict[int, str]:

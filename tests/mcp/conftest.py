@@ -18,13 +18,7 @@ from connections.cli.serve import web_command
 from tests.conftest import ROOT, TEST_WORKER_MODULES, subprocess_env
 from tests.runner.conftest import RunnerSite, runner_site  # noqa: F401  (the fixture, for these tests)
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from ..conftest import free_port
 
 
 class McpServer:
@@ -41,7 +35,7 @@ class McpServer:
 
 def start_web(site_url: str, log: Path, **env: str) -> McpServer:
     """gunicorn with the command line `workers serve` uses, on the test database, waited for until it answers."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     modules = ",".join([*settings.WORKER_MODULES, *TEST_WORKER_MODULES])
     handle = log.open("w")

@@ -18,17 +18,22 @@ from .clients import over_http, text_of
 from .conftest import McpServer, create_key, start_web, stop_web
 
 
-@pytest.fixture
-def server_without_worker(runner_site, tmp_path: Path) -> Iterator[McpServer]:
+def start_without_worker(runner_site, folder: Path, **env: str) -> McpServer:
     """The site on a broker no Celery worker reads: every run it queues stays queued."""
-    broker = tmp_path / "broker"
+    broker = folder / "broker"
     broker.mkdir()
-    server = start_web(
+    return start_web(
         runner_site.url,
-        tmp_path / "web.log",
+        folder / "web.log",
         CELERY_BROKER_DIR=str(broker),
         CELERY_BROKER_URL="filesystem://localhost//",
+        **env,
     )
+
+
+@pytest.fixture
+def server_without_worker(runner_site, tmp_path: Path) -> Iterator[McpServer]:
+    server = start_without_worker(runner_site, tmp_path)
     yield server
     stop_web(server)
 
@@ -74,15 +79,7 @@ def test_progress_is_reported_and_cancelling_the_call_cancels_the_run(runner_sit
 @pytest.fixture
 def in_process_server(runner_site, tmp_path: Path) -> Iterator[McpServer]:
     """WORKERS_MCP_IN_PROCESS on a broker no Celery worker reads: only the web process can run the call."""
-    broker = tmp_path / "broker"
-    broker.mkdir()
-    server = start_web(
-        runner_site.url,
-        tmp_path / "web.log",
-        CELERY_BROKER_DIR=str(broker),
-        CELERY_BROKER_URL="filesystem://localhost//",
-        WORKERS_MCP_IN_PROCESS="true",
-    )
+    server = start_without_worker(runner_site, tmp_path, WORKERS_MCP_IN_PROCESS="true")
     yield server
     stop_web(server)
 

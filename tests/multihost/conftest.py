@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import requests
 from tests.conftest import ADMIN_PASSWORD, ROOT, CeleryWorker, csrf_from, start_celery_worker
 from tests.oauth.fake_provider import FakeProvider, running
 
+from ..conftest import free_port
+
 MODULE = "tests.multihost.workers_multihost"
 FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 
@@ -39,12 +40,6 @@ FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 def _only_when_selected(request: pytest.FixtureRequest) -> None:
     if "multihost" not in (request.config.option.markexpr or ""):
         pytest.skip("the many-machines suite runs with `-m multihost` (see .ci/run)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
