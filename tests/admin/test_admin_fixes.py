@@ -7,7 +7,6 @@ from html import unescape
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from connections.deploy import deploy
 from connections.models import OAuthCapability, Record, Run, Sync, SyncedDatabase, Worker
@@ -16,16 +15,6 @@ from connections.runner.syncs import Page, apply_page
 from connections.secrets import set_secrets
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "pw-for-tests-only-1"
-
-
-@pytest.fixture
-def admin_client(client: Client) -> Client:
-    deploy()
-    get_user_model().objects.create_superuser("root", "root@example.test", PASSWORD)
-    assert client.login(username="root", password=PASSWORD)
-    return client
 
 
 def test_the_client_id_shows_the_secrets_name(admin_client):

@@ -13,20 +13,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from connections.deploy import deploy
 from connections.models import Connection, OAuthCapability, Run, Sync, WebhookRefusalCount, Worker
 
+from .conftest import PASSWORD
+
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "pw-for-tests-only-1"
-
-
-@pytest.fixture
-def admin_client(client: Client) -> Client:
-    deploy()
-    get_user_model().objects.create_superuser("root", "root@example.test", PASSWORD)
-    assert client.login(username="root", password=PASSWORD)
-    return client
 
 
 def staff_client(*codenames: str) -> Client:

@@ -8,24 +8,14 @@ import uuid
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from connections.deploy import deploy
 from connections.models import OAuthCapability, Secret, Worker
 from connections.secrets import set_secrets
 
 pytestmark = pytest.mark.django_db
 
 SECRETS = "/admin/connections/secret/"
-
-
-@pytest.fixture
-def admin_client(client: Client) -> Client:
-    deploy()
-    get_user_model().objects.create_superuser("root", "root@example.test", "pw-for-tests-only-1")
-    assert client.login(username="root", password="pw-for-tests-only-1")
-    return client
 
 
 def canary() -> str:
