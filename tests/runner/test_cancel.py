@@ -131,13 +131,9 @@ def test_exec_without_a_worker_says_it_is_queued_and_waiting(runner_site, broker
     assert run.status == "queued"
 
 
-def test_a_queued_run_cancelled_never_runs_when_a_worker_comes(runner_site, broker, commands, own_worker, tmp_path):
-    command = _exec(runner_site, broker, commands, "mark", "--input", '{"name": "queued"}')
-    command.wait_for_line("Queued as run #")
-    command.kill()  # abandoned, as after a closed terminal: its task waits in the broker
-    run = Run.objects.get(target="mark")
-
-    answer = runner_site.manage(
+def _cancel(runner_site, broker: Path, run: Run):
+    """`workers runs cancel ID` as a process, on the test's own broker folder."""
+    return runner_site.manage(
         "workers",
         "runs",
         "cancel",
@@ -145,6 +141,15 @@ def test_a_queued_run_cancelled_never_runs_when_a_worker_comes(runner_site, brok
         CELERY_BROKER_DIR=str(broker),
         CELERY_BROKER_URL="filesystem://localhost//",
     )
+
+
+def test_a_queued_run_cancelled_never_runs_when_a_worker_comes(runner_site, broker, commands, own_worker, tmp_path):
+    command = _exec(runner_site, broker, commands, "mark", "--input", '{"name": "queued"}')
+    command.wait_for_line("Queued as run #")
+    command.kill()  # abandoned, as after a closed terminal: its task waits in the broker
+    run = Run.objects.get(target="mark")
+
+    answer = _cancel(runner_site, broker, run)
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() == f"Run #{run.pk} cancelled: it will not run."
 
@@ -180,14 +185,7 @@ def test_cancelling_a_running_tool_stops_its_code(runner_site, broker, commands,
     command.wait_for_line("Running on ")
     run = Run.objects.get(target="lingering")
 
-    answer = runner_site.manage(
-        "workers",
-        "runs",
-        "cancel",
-        str(run.pk),
-        CELERY_BROKER_DIR=str(broker),
-        CELERY_BROKER_URL="filesystem://localhost//",
-    )
+    answer = _cancel(runner_site, broker, run)
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.startswith(f"Run #{run.pk} is running: asked to stop")
 
