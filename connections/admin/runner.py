@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -35,21 +36,25 @@ ERROR_TITLE_LIMIT = 2000
 
 
 class QuickChangeList(ChangeList):
-    """Django's ChangeList, with each row's link built from one reverse() per page, not one a row."""
+    """Django's ChangeList, with each row's link built from one reverse() per page, not one a row,
+    and its rows rendered by `rows.RowRenderer` (the same HTML, each column worked out once a page)."""
+
+    @cached_property
+    def change_url_parts(self) -> tuple[str, str]:
+        """The change URL of any row with an integer pk: head + pk + tail."""
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+            args=("0",),
+            current_app=self.model_admin.admin_site.name,
+        )
+        head, _sep, tail = url.rpartition("/0/")
+        return f"{head}/", f"/{tail}"
 
     def url_for_result(self, result: Any) -> str:
         pk = getattr(result, self.pk_attname)
         if not isinstance(pk, int):
             return super().url_for_result(result)
-        if not hasattr(self, "_change_url"):
-            url = reverse(
-                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
-                args=("0",),
-                current_app=self.model_admin.admin_site.name,
-            )
-            head, _sep, tail = url.rpartition("/0/")
-            self._change_url = (f"{head}/", f"/{tail}")
-        head, tail = self._change_url
+        head, tail = self.change_url_parts
         return f"{head}{pk}{tail}"
 
 
@@ -59,6 +64,9 @@ class ScalableAdmin(admin.ModelAdmin):
 
     # With a filter on, Django counts the whole table too ("5 results (100,000 total)").
     show_full_result_count = False
+
+    # Django's changelist with its rows rendered by rows.RowRenderer ({% quick_result_list %}).
+    change_list_template = "admin/connections/quick_change_list.html"
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return QuickChangeList
