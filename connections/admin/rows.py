@@ -16,6 +16,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin import helpers
 from django.contrib.admin.templatetags.admin_list import _boolean_icon, _coerce_field_name, items_for_result
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
@@ -23,6 +24,7 @@ from django.contrib.admin.utils import _get_non_gfk_field, display_for_field, di
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import models
 from django.urls import NoReverseMatch
+from django.utils import dateformat, formats, timezone
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
@@ -40,6 +42,49 @@ def _icon(icons: dict[Any, str], value: Any) -> str:
     return icons[value] if value is True or value is False or value is None else _boolean_icon(value)
 
 
+# DateFormat's specifiers that read only the date, or only the hour and minute.
+_DATE_SPECIFIERS = frozenset("bdDEFjlLmMnNoStwWyYz")
+_TIME_SPECIFIERS = frozenset("aAfgGhHiP")
+
+
+class DateTimeText:
+    """`formats.localize(timezone.template_localtime(value))` (the admin's datetime cell), each
+    specifier of the format computed once per date or per hour and minute seen on the page: a page
+    of runs spans a few days, and Django formats every cell's month name and a.m./p.m. anew."""
+
+    def __init__(self) -> None:
+        # As formats.date_format(value, "DATETIME_FORMAT") reads it, for the active language.
+        pieces = dateformat.re_formatchars.split(str(formats.get_format("DATETIME_FORMAT")))
+        self.pieces = [(bool(i % 2), dateformat.re_escaped.sub(r"\1", p) if not i % 2 else p)
+                       for i, p in enumerate(pieces) if p]  # fmt: skip
+        self.cache: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, value: datetime.datetime) -> str:
+        local = timezone.template_localtime(value)
+        if type(local) is not datetime.datetime:
+            return formats.localize(local)
+        formatter = None
+        out = []
+        for specifier, piece in self.pieces:
+            if not specifier:
+                out.append(piece)
+                continue
+            if piece in _DATE_SPECIFIERS:
+                key: tuple[Any, ...] | None = (piece, local.year, local.month, local.day)
+            elif piece in _TIME_SPECIFIERS:
+                key = (piece, local.hour, local.minute)
+            else:
+                key = None  # seconds, time zone: every value its own
+            text = self.cache.get(key) if key else None
+            if text is None:
+                formatter = formatter or dateformat.DateFormat(local)
+                text = str(getattr(formatter, piece)())
+                if key:
+                    self.cache[key] = text
+            out.append(text)
+        return "".join(out)
+
+
 class RowRenderer:
     """Renders `cl.result_list` as Django's items_for_result would, one string a row."""
 
@@ -48,6 +93,9 @@ class RowRenderer:
         self.admin = cl.model_admin
         self.empty = self.admin.get_empty_value_display()
         self.icons = _icons()
+        self.datetimes = DateTimeText()
+        # numberformat.format's fast path: an int with no thousand separator is its digits.
+        self.plain_ints = not settings.USE_THOUSAND_SEPARATOR
         self.link_url = self._link_url()
         self.columns: list[Cell] | None = self._columns()
 
@@ -168,11 +216,22 @@ class RowRenderer:
 
             return related
 
+        flatchoices = getattr(field, "flatchoices", None)
         try:
-            choices = dict(field.flatchoices) if getattr(field, "flatchoices", None) else None
+            # Each label escaped once a page (a lazy label is translated on every use).
+            choices = {key: conditional_escape(label) for key, label in flatchoices} if flatchoices else None
         except TypeError:  # list-like choices: Django's display_for_field copes
             choices = None
-        boolean = choices is None and not getattr(field, "flatchoices", None) and isinstance(field, models.BooleanField)
+        kind = ""
+        if not flatchoices:
+            if isinstance(field, models.BooleanField):
+                kind = "boolean"
+            elif isinstance(field, models.DateTimeField):
+                kind = "datetime"
+            elif isinstance(field, models.IntegerField) and self.plain_ints:
+                kind = "int"
+        escaped_empty = conditional_escape(empty)
+        datetimes = self.datetimes
         avoid_link = bool(tag)
 
         def cell(result: Any) -> str:
@@ -182,13 +241,19 @@ class RowRenderer:
                 return wrap(tag, classes, empty, result)
             if isinstance(value, str) and value.strip() == "":
                 value = ""
-            if boolean:
+            if kind == "boolean":
                 html = _icon(icons, value)
             elif choices is not None:
                 try:
-                    html = choices.get(value, empty)
+                    html = choices.get(value, escaped_empty)
                 except TypeError:
                     html = display_for_field(value, field, empty, avoid_link=avoid_link)
+            elif kind and value in field.empty_values:
+                html = empty
+            elif kind == "datetime":
+                html = datetimes(value)
+            elif kind == "int" and type(value) is int:
+                html = str(value)
             else:
                 html = display_for_field(value, field, empty, avoid_link=avoid_link)
             return wrap(tag, classes, html, result)
@@ -196,7 +261,7 @@ class RowRenderer:
         return cell
 
     def _value_column(self, name: Any, field: Any, attr: Any, call: Any, css: str, tag: str) -> Cell:
-        default_empty, icons, wrap = self.empty, self.icons, self._wrap
+        default_empty, icons, wrap, plain_ints = self.empty, self.icons, self._wrap, self.plain_ints
         empty = getattr(attr, "empty_value_display", default_empty)
         boolean = getattr(attr, "boolean", False)
         classes = "action-checkbox" if name == "action_checkbox" else f"field-{css}"
@@ -210,6 +275,8 @@ class RowRenderer:
                 html = _icon(icons, value)
             elif type(value) in _STR:
                 html = value if value.strip() else empty
+            elif type(value) is int and plain_ints:
+                html = str(value)
             else:
                 html = display_for_value(value, empty, False)
                 if isinstance(value, (datetime.date, datetime.time)):

@@ -76,3 +76,23 @@ def test_a_page_of_rows_looks_up_the_boolean_icons_once(admin_client, monkeypatc
     monkeypatch.setattr(admin_list, "static", lambda path: calls.append(path) or real(path))
     assert admin_client.get("/admin/connections/tool/").status_code == 200
     assert len(calls) == 3  # yes, no, unknown: not one a row
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/St_Johns"])
+@pytest.mark.parametrize("language", ["en-us", "fr", "de"])
+def test_datetime_cells_read_as_djangos(zone, language):
+    """Midnight, noon, on the hour, across a DST change and a year end, in three languages."""
+    from datetime import UTC, datetime
+
+    from django.contrib.admin.utils import display_for_field
+    from django.utils import translation
+
+    from connections.admin.rows import DateTimeText
+
+    field = Run._meta.get_field("queued_at")
+    start = datetime(2025, 3, 29, 22, 0, tzinfo=UTC)
+    values = [start + timedelta(minutes=37 * i) for i in range(200)]
+    values += [datetime(2025, 12, 31, 23, 0, 59, 5, tzinfo=UTC), datetime(2026, 1, 1, 12, 0, tzinfo=UTC)]
+    with timezone.override(zone), translation.override(language):
+        text = DateTimeText()
+        assert [text(v) for v in values] == [display_for_field(v, field, "-") for v in values]
