@@ -25,6 +25,7 @@ from django.views.decorators.http import require_POST
 
 from .. import jsondata
 from ..exceptions import InvalidJSONError, InvalidToolInputError, RunNotCancellable, WorkersError
+from ..fields import EncryptedTextField
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
 from ..runner.cancel import cancel_run
 from ..runner.syncs import start_sync
@@ -50,6 +51,11 @@ class QuickChangeList(ChangeList):
         head, _sep, tail = url.rpartition("/0/")
         return f"{head}/", f"/{tail}"
 
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        queryset = super().get_queryset(request, exclude_parameters)
+        deferred = getattr(self.model_admin, "list_deferred_fields", None)
+        return queryset.defer(*deferred()) if deferred else queryset
+
     def url_for_result(self, result: Any) -> str:
         pk = getattr(result, self.pk_attname)
         if not isinstance(pk, int):
@@ -64,12 +70,35 @@ class ScalableAdmin(admin.ModelAdmin):
 
     # With a filter on, Django counts the whole table too ("5 results (100,000 total)").
     show_full_result_count = False
+    # Columns no list column reads (long texts, JSON documents), left unread for a list page.
+    list_deferred: tuple[str, ...] = ()
 
     # Django's changelist with its rows rendered by rows.RowRenderer ({% quick_result_list %}).
     change_list_template = "admin/connections/quick_change_list.html"
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return QuickChangeList
+
+    def list_deferred_fields(self) -> list[str]:
+        """`list_deferred`, and every encrypted column of the rows and of their list_select_related
+        rows: a list decrypts nothing (each value would be decrypted on loading the row)."""
+        fields = list(self.list_deferred)
+        related = self.list_select_related if isinstance(self.list_select_related, (list, tuple)) else []
+        for prefix, model in [("", self.model), *((f"{name}__", self._related_model(name)) for name in related)]:
+            if model is not None:
+                fields += [
+                    f"{prefix}{f.name}" for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)
+                ]
+        return fields
+
+    def _related_model(self, path: str) -> Any:
+        model = self.model
+        for name in path.split("__"):
+            field = model._meta.get_field(name)
+            if not field.is_relation or field.many_to_many or field.one_to_many:
+                return None
+            model = field.related_model
+        return model
 
     def action_checkbox(self, obj: Any) -> str:
         # Django's markup exactly, without rendering a form widget's template for each row (a third
@@ -201,6 +230,7 @@ def tool_form(schema: dict[str, Any]) -> type[ToolRunForm]:
 @admin.register(Tool)
 class ToolAdmin(CodeDefinedAdmin):
     list_display = ["key", "worker", "title", "is_active", "run_link"]
+    list_deferred = ("description", "input_schema", "output_schema", "hints")
     list_filter = ["is_active", "worker"]
     search_fields = ["key", "title", "worker__slug"]
     readonly_fields = ["input_schema_display", "output_schema_display"]
@@ -274,6 +304,7 @@ class SyncAdmin(CodeDefinedAdmin):
     list_filter = ["is_active", "mode", "worker"]
     search_fields = ["key", "worker__slug"]
     list_select_related = ["worker", "database"]
+    list_deferred = ("state", "database__properties")
     readonly_fields = ["state_display"]
     exclude = ["state", "running_run"]
     actions = ["run_now"]
@@ -332,6 +363,7 @@ class WebhookAdmin(CodeDefinedAdmin):
 @admin.register(SyncedDatabase)
 class SyncedDatabaseAdmin(CodeDefinedAdmin):
     list_display = ["key", "title", "worker", "record_count", "is_active"]
+    list_deferred = ("properties",)
     search_fields = ["key", "title", "worker__slug"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SyncedDatabase]:
@@ -391,6 +423,7 @@ class RecordAdmin(CodeDefinedAdmin):
     list_filter = [("database", RelatedChoicesFilter)]
     search_fields = ["key", "search_text"]
     list_select_related = ["database"]
+    list_deferred = ("search_text", "database__properties")
     # Numbers in keys sort as numbers (2 before 10), on the (database, sort_key) index; the
     # database's own ordering (worker slug, key) would join and sort every record.
     ordering = ["database_id", "sort_key"]
@@ -458,6 +491,7 @@ class RunAdmin(CodeDefinedAdmin):
     # No date_hierarchy: its links are the distinct days/months/years of every run (a scan of the
     # table per page); the "queued" filter (today, past 7 days, this month, this year) costs nothing.
     list_select_related = ["worker"]
+    list_deferred = ("input", "result", "traceback", "log", "progress")
     ordering = ["-queued_at"]
     change_form_template = "admin/connections/run/change_form.html"
     fields = ["kind", "worker", "target", "status", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
@@ -550,6 +584,7 @@ class WebhookEventAdmin(ScalableAdmin):
     # The "received" filter instead of a date_hierarchy (see RunAdmin).
     exclude = ["body"]
     list_select_related = ["webhook"]
+    list_deferred = ("headers", "body")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

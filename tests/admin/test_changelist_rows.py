@@ -96,3 +96,34 @@ def test_datetime_cells_read_as_djangos(zone, language):
     with timezone.override(zone), translation.override(language):
         text = DateTimeText()
         assert [text(v) for v in values] == [display_for_field(v, field, "-") for v in values]
+
+
+def test_no_list_decrypts_anything(admin_client, monkeypatch):
+    """Secrets' values, a capability's literal client secret and a connection's tokens stay encrypted
+    for a list: no list shows them, and each would be decrypted on loading its row."""
+    from connections.fields import EncryptedTextField
+    from connections.models import Connection, OAuthCapability, Secret
+
+    fill(5)
+    for capability in OAuthCapability.objects.all():
+        Connection.objects.update_or_create(
+            capability=capability,
+            defaults={"status": Connection.Status.CONNECTED, "access_token": "at-1", "refresh_token": "rt-1",
+                      "extra": {"id_token": "x"}},
+        )  # fmt: skip
+    OAuthCapability.objects.update(client_secret_literal="literal-secret")
+    for secret in Secret.objects.all():
+        secret.value = "s3cret"
+        secret.save()
+    decrypted = []
+    real = EncryptedTextField._decrypt
+    monkeypatch.setattr(
+        EncryptedTextField, "_decrypt", lambda self, value: decrypted.append(self.name) or real(self, value)
+    )
+    read = {}
+    for _, url in changelists():
+        assert admin_client.get(url).status_code == 200
+        read[url], decrypted[:] = list(decrypted), []
+    assert {url: names for url, names in read.items() if names} == {}
+    assert admin_client.get(f"/admin/connections/secret/{Secret.objects.first().pk}/change/").status_code == 200
+    assert decrypted  # the check sees decryption where it happens
