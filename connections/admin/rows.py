@@ -71,6 +71,14 @@ class DateTimeText:
                 continue
             if piece in _DATE_SPECIFIERS:
                 key: tuple[Any, ...] | None = (piece, local.year, local.month, local.day)
+            elif piece == "P" and (local.minute or local.hour not in (0, 12)):
+                # DateFormat.P: f() and a() ("4:30 p.m."), a() translated once per half-day.
+                formatter = formatter or dateformat.DateFormat(local)
+                half = ("a", local.hour > 11)
+                if half not in self.cache:
+                    self.cache[half] = str(formatter.a())
+                out.append(f"{formatter.f()} {self.cache[half]}")
+                continue
             elif piece in _TIME_SPECIFIERS:
                 key = (piece, local.hour, local.minute)
             else:

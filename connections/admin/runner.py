@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -16,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import get_script_prefix, get_urlconf, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
@@ -34,6 +35,24 @@ from ..sdk.jsonschema import node_type
 
 # Characters of a run's error in the runs list's hover text; the run's page has all of it.
 ERROR_TITLE_LIMIT = 2000
+
+
+@functools.lru_cache(maxsize=64)
+def _url_parts(name: str, prefix: str, urlconf: Any) -> tuple[str, str]:
+    url = reverse(name, args=["0"], urlconf=urlconf)
+    head, _sep, tail = url.rpartition("/0/")
+    return f"{head}/", f"/{tail}"
+
+
+def pk_url(name: str, pk: int) -> str:
+    """reverse(name, args=[pk]) for an integer pk, from one reverse() per URL (a list cell's link)."""
+    head, tail = _url_parts(name, get_script_prefix(), get_urlconf())
+    return f"{head}{pk}{tail}"
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_url(name: str, prefix: str, urlconf: Any) -> str:
+    return reverse(name, urlconf=urlconf)
 
 
 class QuickChangeList(ChangeList):
@@ -250,7 +269,7 @@ class ToolAdmin(CodeDefinedAdmin):
     def run_link(self, obj: Tool) -> str:
         if not obj.is_active:
             return "-"
-        return format_html('<a href="{}">{}</a>', reverse("admin:connections_tool_run", args=[obj.pk]), _("Run"))
+        return format_html('<a href="{}">{}</a>', pk_url("admin:connections_tool_run", obj.pk), _("Run"))
 
     def get_urls(self) -> list[Any]:
         return [
@@ -381,7 +400,8 @@ class SyncedDatabaseAdmin(CodeDefinedAdmin):
 
     @admin.display(description=_("records"), ordering="_records")
     def record_count(self, obj: SyncedDatabase) -> str:
-        url = reverse("admin:connections_record_changelist") + f"?database__id__exact={obj.pk}"
+        url = _plain_url("admin:connections_record_changelist", get_script_prefix(), get_urlconf())
+        url += f"?database__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, obj._records)
 
 

@@ -93,6 +93,7 @@ def test_datetime_cells_read_as_djangos(zone, language):
     start = datetime(2025, 3, 29, 22, 0, tzinfo=UTC)
     values = [start + timedelta(minutes=37 * i) for i in range(200)]
     values += [datetime(2025, 12, 31, 23, 0, 59, 5, tzinfo=UTC), datetime(2026, 1, 1, 12, 0, tzinfo=UTC)]
+    values += [datetime(2026, 1, 2, hour, 0, tzinfo=UTC) for hour in range(24)]  # midnight and noon somewhere
     with timezone.override(zone), translation.override(language):
         text = DateTimeText()
         assert [text(v) for v in values] == [display_for_field(v, field, "-") for v in values]
