@@ -238,6 +238,8 @@ class RowRenderer:
                 kind = "datetime"
             elif isinstance(field, models.IntegerField) and self.plain_ints:
                 kind = "int"
+            elif type(field) in (models.CharField, models.TextField, models.SlugField):
+                kind = "text"  # not a URLField (a link) nor an EmailField: its text as is
         escaped_empty = conditional_escape(empty)
         datetimes = self.datetimes
         avoid_link = bool(tag)
@@ -262,6 +264,8 @@ class RowRenderer:
                 html = datetimes(value)
             elif kind == "int" and type(value) is int:
                 html = str(value)
+            elif kind == "text" and type(value) is str:
+                html = value
             else:
                 html = display_for_field(value, field, empty, avoid_link=avoid_link)
             return wrap(tag, classes, html, result)

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
@@ -140,7 +141,9 @@ class RelatedChoicesFilter(admin.RelatedFieldListFilter):
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
         related = field.remote_field.model
-        rows = related._default_manager.all()
+        # Their names only: JSON documents (a database's properties) left unread, and decoded.
+        documents = [f.name for f in related._meta.concrete_fields if isinstance(f, models.JSONField)]
+        rows = related._default_manager.defer(*documents)
         if any(f.name == "worker" for f in related._meta.fields):
             rows = rows.select_related("worker")
         ordering = self.field_admin_ordering(field, request, model_admin)
