@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -10,13 +11,15 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import get_script_prefix, get_urlconf, path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +27,7 @@ from django.views.decorators.http import require_POST
 
 from .. import jsondata
 from ..exceptions import InvalidJSONError, InvalidToolInputError, RunNotCancellable, WorkersError
+from ..fields import EncryptedTextField
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
 from ..runner.cancel import cancel_run
 from ..runner.syncs import start_sync
@@ -34,22 +38,49 @@ from ..sdk.jsonschema import node_type
 ERROR_TITLE_LIMIT = 2000
 
 
+@functools.lru_cache(maxsize=64)
+def _url_parts(name: str, prefix: str, urlconf: Any) -> tuple[str, str]:
+    url = reverse(name, args=["0"], urlconf=urlconf)
+    head, _sep, tail = url.rpartition("/0/")
+    return f"{head}/", f"/{tail}"
+
+
+def pk_url(name: str, pk: int) -> str:
+    """reverse(name, args=[pk]) for an integer pk, from one reverse() per URL (a list cell's link)."""
+    head, tail = _url_parts(name, get_script_prefix(), get_urlconf())
+    return f"{head}{pk}{tail}"
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_url(name: str, prefix: str, urlconf: Any) -> str:
+    return reverse(name, urlconf=urlconf)
+
+
 class QuickChangeList(ChangeList):
-    """Django's ChangeList, with each row's link built from one reverse() per page, not one a row."""
+    """Django's ChangeList, with each row's link built from one reverse() per page, not one a row,
+    and its rows rendered by `rows.RowRenderer` (the same HTML, each column worked out once a page)."""
+
+    @cached_property
+    def change_url_parts(self) -> tuple[str, str]:
+        """The change URL of any row with an integer pk: head + pk + tail."""
+        url = reverse(
+            f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+            args=("0",),
+            current_app=self.model_admin.admin_site.name,
+        )
+        head, _sep, tail = url.rpartition("/0/")
+        return f"{head}/", f"/{tail}"
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet:
+        queryset = super().get_queryset(request, exclude_parameters)
+        deferred = getattr(self.model_admin, "list_deferred_fields", None)
+        return queryset.defer(*deferred()) if deferred else queryset
 
     def url_for_result(self, result: Any) -> str:
         pk = getattr(result, self.pk_attname)
         if not isinstance(pk, int):
             return super().url_for_result(result)
-        if not hasattr(self, "_change_url"):
-            url = reverse(
-                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
-                args=("0",),
-                current_app=self.model_admin.admin_site.name,
-            )
-            head, _sep, tail = url.rpartition("/0/")
-            self._change_url = (f"{head}/", f"/{tail}")
-        head, tail = self._change_url
+        head, tail = self.change_url_parts
         return f"{head}{pk}{tail}"
 
 
@@ -59,9 +90,35 @@ class ScalableAdmin(admin.ModelAdmin):
 
     # With a filter on, Django counts the whole table too ("5 results (100,000 total)").
     show_full_result_count = False
+    # Columns no list column reads (long texts, JSON documents), left unread for a list page.
+    list_deferred: tuple[str, ...] = ()
+
+    # Django's changelist with its rows rendered by rows.RowRenderer ({% quick_result_list %}).
+    change_list_template = "admin/connections/quick_change_list.html"
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return QuickChangeList
+
+    def list_deferred_fields(self) -> list[str]:
+        """`list_deferred`, and every encrypted column of the rows and of their list_select_related
+        rows: a list decrypts nothing (each value would be decrypted on loading the row)."""
+        fields = list(self.list_deferred)
+        related = self.list_select_related if isinstance(self.list_select_related, (list, tuple)) else []
+        for prefix, model in [("", self.model), *((f"{name}__", self._related_model(name)) for name in related)]:
+            if model is not None:
+                fields += [
+                    f"{prefix}{f.name}" for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)
+                ]
+        return fields
+
+    def _related_model(self, path: str) -> Any:
+        model = self.model
+        for name in path.split("__"):
+            field = model._meta.get_field(name)
+            if not field.is_relation or field.many_to_many or field.one_to_many:
+                return None
+            model = field.related_model
+        return model
 
     def action_checkbox(self, obj: Any) -> str:
         # Django's markup exactly, without rendering a form widget's template for each row (a third
@@ -84,7 +141,9 @@ class RelatedChoicesFilter(admin.RelatedFieldListFilter):
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
         related = field.remote_field.model
-        rows = related._default_manager.all()
+        # Their names only: JSON documents (a database's properties) left unread, and decoded.
+        documents = [f.name for f in related._meta.concrete_fields if isinstance(f, models.JSONField)]
+        rows = related._default_manager.defer(*documents)
         if any(f.name == "worker" for f in related._meta.fields):
             rows = rows.select_related("worker")
         ordering = self.field_admin_ordering(field, request, model_admin)
@@ -193,6 +252,7 @@ def tool_form(schema: dict[str, Any]) -> type[ToolRunForm]:
 @admin.register(Tool)
 class ToolAdmin(CodeDefinedAdmin):
     list_display = ["key", "worker", "title", "is_active", "run_link"]
+    list_deferred = ("description", "input_schema", "output_schema", "hints")
     list_filter = ["is_active", "worker"]
     search_fields = ["key", "title", "worker__slug"]
     readonly_fields = ["input_schema_display", "output_schema_display"]
@@ -212,7 +272,7 @@ class ToolAdmin(CodeDefinedAdmin):
     def run_link(self, obj: Tool) -> str:
         if not obj.is_active:
             return "-"
-        return format_html('<a href="{}">{}</a>', reverse("admin:connections_tool_run", args=[obj.pk]), _("Run"))
+        return format_html('<a href="{}">{}</a>', pk_url("admin:connections_tool_run", obj.pk), _("Run"))
 
     def get_urls(self) -> list[Any]:
         return [
@@ -266,6 +326,7 @@ class SyncAdmin(CodeDefinedAdmin):
     list_filter = ["is_active", "mode", "worker"]
     search_fields = ["key", "worker__slug"]
     list_select_related = ["worker", "database"]
+    list_deferred = ("state", "database__properties")
     readonly_fields = ["state_display"]
     exclude = ["state", "running_run"]
     actions = ["run_now"]
@@ -324,6 +385,7 @@ class WebhookAdmin(CodeDefinedAdmin):
 @admin.register(SyncedDatabase)
 class SyncedDatabaseAdmin(CodeDefinedAdmin):
     list_display = ["key", "title", "worker", "record_count", "is_active"]
+    list_deferred = ("properties",)
     search_fields = ["key", "title", "worker__slug"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SyncedDatabase]:
@@ -341,7 +403,8 @@ class SyncedDatabaseAdmin(CodeDefinedAdmin):
 
     @admin.display(description=_("records"), ordering="_records")
     def record_count(self, obj: SyncedDatabase) -> str:
-        url = reverse("admin:connections_record_changelist") + f"?database__id__exact={obj.pk}"
+        url = _plain_url("admin:connections_record_changelist", get_script_prefix(), get_urlconf())
+        url += f"?database__id__exact={obj.pk}"
         return format_html('<a href="{}">{}</a>', url, obj._records)
 
 
@@ -383,6 +446,7 @@ class RecordAdmin(CodeDefinedAdmin):
     list_filter = [("database", RelatedChoicesFilter)]
     search_fields = ["key", "search_text"]
     list_select_related = ["database"]
+    list_deferred = ("search_text", "database__properties")
     # Numbers in keys sort as numbers (2 before 10), on the (database, sort_key) index; the
     # database's own ordering (worker slug, key) would join and sort every record.
     ordering = ["database_id", "sort_key"]
@@ -450,6 +514,7 @@ class RunAdmin(CodeDefinedAdmin):
     # No date_hierarchy: its links are the distinct days/months/years of every run (a scan of the
     # table per page); the "queued" filter (today, past 7 days, this month, this year) costs nothing.
     list_select_related = ["worker"]
+    list_deferred = ("input", "result", "traceback", "log", "progress")
     ordering = ["-queued_at"]
     change_form_template = "admin/connections/run/change_form.html"
     fields = ["kind", "worker", "target", "status", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
@@ -542,6 +607,7 @@ class WebhookEventAdmin(ScalableAdmin):
     # The "received" filter instead of a date_hierarchy (see RunAdmin).
     exclude = ["body"]
     list_select_related = ["webhook"]
+    list_deferred = ("headers", "body")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

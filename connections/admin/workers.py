@@ -124,7 +124,10 @@ class WorkerAdmin(ScalableAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Worker]:
         # What the "missing secrets" column needs for a whole page in three queries, not three a row.
-        active = OAuthCapability.objects.filter(is_active=True)
+        # Only what secret_names() reads: the list decrypts nothing (not a literal client secret).
+        active = OAuthCapability.objects.filter(is_active=True).only(
+            "worker_id", "is_active", "client_id", "client_secret_ref"
+        )
         signed = Webhook.objects.filter(is_active=True, signature__isnull=False)
         return (
             super()
