@@ -132,7 +132,7 @@ Condition = tuple[str, tuple[Any, ...]]
 def condition(queryset: QuerySet[Any]) -> Condition:
     """The SQL (and its parameters) of "a row of `queryset` exists", for create_run_if; compiled once, kept by the caller."""
     using = router.db_for_write(Run)
-    sql, params = queryset.values("pk").query.get_compiler(using=using).as_sql()
+    sql, params = queryset.order_by().values("pk").query.get_compiler(using=using).as_sql()
     return sql, tuple(params)
 
 

@@ -121,11 +121,9 @@ def postgresql(kept_connection: None) -> None:
 
 
 def test_a_run_is_claimed_on_a_kept_connection_the_server_dropped_meanwhile(postgresql):
-    run_tool.apply(args=[_queue({"a": 0, "b": 0}).pk])
-    _drop_connection()
-
-    run = _queue({"a": 1, "b": 2})  # a new connection for the producer (Django's health check)
-    _drop_connection()  # and the worker's, kept, is dropped before its next task
+    run_tool.apply(args=[_queue({"a": 0, "b": 0}).pk])  # the connection is open and kept
+    run = _queue({"a": 1, "b": 2})
+    _drop_connection()  # while the worker waited for its next task
 
     assert run_tool.apply(args=[run.pk]).get() == "succeeded"
     run.refresh_from_db()
