@@ -19,6 +19,9 @@ _lock = threading.Lock()
 _cache: dict[tuple[str, ...], dict[str, Worker]] = {}
 
 
+_generation = 0
+
+
 def load_workers(modules: list[str] | None = None) -> dict[str, Worker]:
     """Every worker defined by `modules` (default WORKER_MODULES), by slug; imported once per process."""
     names = tuple(modules if modules is not None else app_settings.WORKER_MODULES)
@@ -29,8 +32,15 @@ def load_workers(modules: list[str] | None = None) -> dict[str, Worker]:
 
 
 def clear_cache() -> None:
+    global _generation
     with _lock:
         _cache.clear()
+        _generation += 1
+
+
+def generation() -> int:
+    """How many times clear_cache ran: what a module keeps beside the imported workers is dropped with them."""
+    return _generation
 
 
 def _import(names: tuple[str, ...]) -> dict[str, Worker]:

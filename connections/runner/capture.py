@@ -13,6 +13,9 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
+from django.db.models import CharField, Value
+
 from ..conf import app_settings
 from ..jsondata import clean_text
 from ..logging import MIN_SECRET_LENGTH, remember
@@ -109,14 +112,23 @@ def known_secrets(worker_slug: str) -> list[str]:
     from ..models import Connection, Secret
     from ..runtime import oauth_env_name
 
+    # One query (one round trip) for the three columns: (value, capability name or "").
+    secrets = Secret.objects.filter(worker__slug=worker_slug).order_by()
+    tokens = Connection.objects.filter(capability__worker__slug=worker_slug).order_by()
+    rows = secrets.values_list("value", Value("", output_field=CharField())).union(
+        tokens.values_list("access_token", "capability__name"),
+        tokens.values_list("refresh_token", "capability__name"),
+        all=True,
+    )
     values: list[str] = []
     try:
-        values += [s.value for s in Secret.objects.filter(worker__slug=worker_slug).only("value")]
-        for conn in Connection.objects.filter(capability__worker__slug=worker_slug).select_related("capability"):
-            values += [conn.access_token, conn.refresh_token]
-            pulled = os.environ.get(oauth_env_name(conn.capability.name))
+        for value, capability in rows:
+            values.append(value)
+            pulled = os.environ.get(oauth_env_name(capability)) if capability else None
             if pulled:
                 values.append(pulled)
+    except (OperationalError, InterfaceError):
+        raise  # a dropped connection is no empty list: nothing would be blanked (see runs.reconnecting)
     except Exception:  # an undecryptable value cannot leak either
         pass
     found = sorted({v for v in values if v and len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)

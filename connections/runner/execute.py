@@ -66,7 +66,7 @@ def perform(
     """
     if local:
         runs.in_foreground(run_id)
-    run = runs.claim(run_id)
+    run = runs.reconnecting(lambda: runs.claim(run_id))
     if run is None:
         # Raises Run.DoesNotExist for a message that outlived its run (deleted, or another database).
         return runs.Outcome(Run.objects.get(pk=run_id), executed=False)
@@ -98,8 +98,8 @@ def perform(
                     error = exc
                 finally:
                     ended.set()
-    runs.working_connection()
-    return _record(run, result, error, log)
+    # The code may have run long enough for the connection to die: the outcome is recorded anyway.
+    return runs.reconnecting(lambda: _record(run, result, error, log))
 
 
 def _stop_after_grace(run: Run, log: BoundedText, local: bool, by: str, ended: threading.Event) -> None:

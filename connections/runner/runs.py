@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -13,12 +14,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import current_app
-from django.db import close_old_connections, connection, transaction
-from django.db.models import DateTimeField, F, Model, Value
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    router,
+    transaction,
+)
+from django.db.models import DateTimeField, F, Field, Model, QuerySet, Value
 from django.db.models.functions import Coalesce
+from django.db.models.sql import InsertQuery, UpdateQuery
 from django.utils import timezone
 
 from .. import jsondata
@@ -29,6 +39,7 @@ from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which work
 from . import limits
 
 logger = logging.getLogger("connections.runner")
+T = TypeVar("T")
 
 
 @dataclass
@@ -115,6 +126,61 @@ def create_run(
     )
 
 
+Condition = tuple[str, tuple[Any, ...]]
+
+
+def condition(queryset: QuerySet[Any]) -> Condition:
+    """The SQL (and its parameters) of "a row of `queryset` exists", for create_run_if; compiled once, kept by the caller."""
+    using = router.db_for_write(Run)
+    sql, params = queryset.order_by().values("pk").query.get_compiler(using=using).as_sql()
+    return sql, tuple(params)
+
+
+@functools.cache
+def _insert_select(using: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """`INSERT INTO run (columns) SELECT values WHERE EXISTS ({where}) RETURNING id` for this database, and its columns."""
+    conn = connections[using]
+    meta = Run._meta
+    columns = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated)
+    # In a SELECT list PostgreSQL types a bare NULL or literal as text, which a bigint or jsonb column
+    # refuses: each value is cast to its column's type (text columns take text, their length checked).
+    typed = conn.vendor == "postgresql"
+    selected = ", ".join(
+        f"CAST(%s AS {f.db_type(conn)})" if typed and f.get_internal_type() not in ("CharField", "TextField") else "%s"
+        for f in columns
+    )
+    qn = conn.ops.quote_name
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
+        f"SELECT {selected} WHERE EXISTS ({{where}}) RETURNING {qn(meta.pk.column)}"
+    )
+    return sql, columns
+
+
+def create_run_if(where: Condition, kind: str, worker: Any, target: str, *, trigger: str, **fields: Any) -> Run | None:
+    """`create_run` in one `INSERT ... SELECT ... WHERE EXISTS (where)`: None, and no row, when no row matches.
+
+    What reading a row then inserting would do in two round trips to the database; and the check
+    and the write are one statement, so nothing (a deploy, a deactivation) can fall between them.
+    """
+    run = Run(kind=kind, worker=worker, target=target, trigger=trigger, task_id=str(uuid.uuid4()), **fields)
+    using = router.db_for_write(Run)
+    template, columns = _insert_select(using)
+    query = InsertQuery(Run)
+    query.insert_values(columns, [run])
+    compiler = query.get_compiler(using=using)
+    values = [compiler.prepare_value(f, compiler.pre_save_val(f, run)) for f in columns]
+    where_sql, where_params = where
+    with connections[using].cursor() as cursor:
+        cursor.execute(template.replace("{where}", where_sql), (*values, *where_params))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    run.pk = row[0]
+    run._state.adding, run._state.db = False, using
+    return run
+
+
 # The Celery task of each kind of run, by name: connections/tasks.py registers them under these
 # names, so the runner queues them without importing the module that imports the runner.
 TASK_NAMES = {
@@ -144,22 +210,60 @@ def claim(run_id: int) -> Run | None:
     owner = current_owner()
     # The common case in one conditional UPDATE: of two deliveries of a queued run, the database
     # applies one process's UPDATE first and the other's then matches no row.
-    taken = Run.objects.filter(pk=run_id, status__in=(Run.Status.QUEUED, Run.Status.RETRYING)).update(
-        status=Run.Status.RUNNING,
-        attempts=F("attempts") + 1,
-        owner=owner,
-        heartbeat_at=now,
-        started_at=Coalesce("started_at", Value(now, output_field=DateTimeField())),
-    )
-    if taken:
-        # The tool too: its time limit and schema are read from it, and the read costs no more.
-        run = Run.objects.select_related("worker", "tool").filter(pk=run_id, owner=owner).first()
+    claimable = Run.objects.filter(pk=run_id, status__in=(Run.Status.QUEUED, Run.Status.RETRYING))
+    values = {
+        "status": Run.Status.RUNNING,
+        "attempts": F("attempts") + 1,
+        "owner": owner,
+        "heartbeat_at": now,
+        "started_at": Coalesce("started_at", Value(now, output_field=DateTimeField())),
+    }
+    # The tool too: its time limit and schema are read from it, and the read costs no more.
+    claimed = Run.objects.select_related("worker", "tool").filter(pk=run_id)
+    if connection.vendor == "postgresql":
+        # One round trip: the UPDATE's new row, read with its worker and tool (see _after_update).
+        run = next(iter(_after_update(claimable, values, claimed)), None)
+    elif claimable.update(**values):
+        run = claimed.filter(owner=owner).first()
     else:
+        run = None
+    if run is None:
         run = _take_over(run_id, owner, now)
     if run is None:
         return None
     _log_start(run)
     return run
+
+
+def _after_update(rows: QuerySet[Run], values: dict[str, Any], select: QuerySet[Run]) -> list[Run]:
+    """`select`, reading the rows as `rows.update(**values)` left them, in the UPDATE's own statement (PostgreSQL).
+
+    `WITH connections_run AS (UPDATE connections_run ... RETURNING *) SELECT ... FROM connections_run
+    JOIN ...`: within the WITH, the table's name is the table; after it, the updated rows alone.
+    """
+    using = select.db
+    update = rows.query.chain(UpdateQuery)
+    update.add_update_values(values)
+    update_sql, update_params = update.get_compiler(using=using).as_sql()
+    prefix = f"WITH {connections[using].ops.quote_name(Run._meta.db_table)} AS ({update_sql} RETURNING *) "
+    query = select.query.chain()
+    compile_select = query.get_compiler
+
+    def get_compiler(*args: Any, **kwargs: Any) -> Any:
+        compiler = compile_select(*args, **kwargs)
+        as_sql = compiler.as_sql
+
+        def with_update(*args: Any, **kwargs: Any) -> tuple[str, tuple[Any, ...]]:
+            sql, params = as_sql(*args, **kwargs)
+            return prefix + sql, (*update_params, *params)
+
+        compiler.as_sql = with_update
+        return compiler
+
+    query.get_compiler = get_compiler  # on this query alone, run as it is (a clone would not carry it)
+    result = select.all()
+    result.query = query
+    return list(result)
 
 
 def _take_over(run_id: int, owner: str, now: datetime) -> Run | None:
@@ -338,16 +442,25 @@ def _close_quietly() -> None:
 
 
 def fresh_connection() -> None:
-    """Drop a database connection that a long-lived worker process may have lost."""
+    """Drop a database connection that a long-lived worker process may have lost, or kept past its age."""
     close_old_connections()
 
 
-def working_connection() -> None:
-    """Drop this thread's database connection if the server no longer answers on it.
+def reconnecting(statements: Callable[[], T]) -> T:
+    """`statements` on this thread's database connection; run once more on a new one if the server dropped it.
 
-    Before an outcome is recorded: the connection that claimed the run may have died while the
-    code ran (the database restarted, a failover, an idle timeout). Recording on it would fail and
-    leave the run `running` until its lease ran out, then run it a second time.
+    In place of a ping before them (Django's CONN_HEALTH_CHECKS, one round trip each time): a kept
+    connection the server dropped while it waited or while a run's code ran (a restart, a failover,
+    an idle timeout) fails the first statement, and `statements` run again on a new connection.
+    Recording on a dead one would fail and leave the run `running` until its lease ran out, then run
+    it a second time. `statements` must be safe to run twice: reads, and UPDATEs conditional on the
+    state they change (claim, finish). Inside a transaction the error is the caller's, unretried.
     """
-    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+    if connection.in_atomic_block:
+        return statements()
+    connection.health_check_done = True  # the statements are the check
+    try:
+        return statements()
+    except (OperationalError, InterfaceError):
         _close_quietly()
+        return statements()

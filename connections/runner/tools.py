@@ -49,14 +49,57 @@ def tool_row(worker: str, key: str) -> Tool:
     return tool
 
 
+# The tool row this process last read for each (worker, key). Never trusted alone: a run is queued
+# from it only by an INSERT whose WHERE finds the same row still active with the same schema and
+# time limit (runs.create_run_if), so a deactivated or redeployed tool is refused or re-read at once,
+# whichever process deployed it. Dropped with the imported workers (registry.clear_cache).
+_deployed: dict[tuple[str, str], tuple[int, Tool, runs.Condition]] = {}
+
+
+def _remember(tool: Tool) -> None:
+    """Keep the row read, with the SQL condition that it is still the deployed one."""
+    still_deployed = Tool.objects.filter(
+        pk=tool.pk,
+        worker=tool.worker_id,
+        worker__slug=tool.worker.slug,
+        key=tool.key,
+        is_active=True,
+        input_schema=tool.input_schema,
+        time_limit=tool.time_limit,
+    )
+    _deployed[(tool.worker.slug, tool.key)] = (registry.generation(), tool, runs.condition(still_deployed))
+
+
+def _queue_if_current(worker: str, key: str, data: Any, trigger: str) -> Run | None:
+    """The run, queued from the row read earlier if it is still the deployed one; None otherwise (no row)."""
+    known = _deployed.get((worker, key))
+    if known is None or known[0] != registry.generation():
+        return None
+    _, tool, still_deployed = known
+    try:
+        validate_input(tool, data)
+    except InvalidToolInputError:
+        return None  # perhaps against a schema since redeployed: the caller reads the row and decides
+    fields = {"input": data, "tool": tool}
+    return runs.create_run_if(still_deployed, Run.Kind.TOOL, tool.worker, key, trigger=trigger, **fields)
+
+
 def start_tool(worker: str, key: str, data: Any, *, trigger: str, send: bool = True) -> Run:
-    """Validate, record a queued run and (unless `send` is false) queue its task. No run on bad input."""
-    tool = tool_row(worker, key)
+    """Validate, record a queued run and (unless `send` is false) queue its task. No run on bad input.
+
+    One statement in the common case: the INSERT itself checks that the tool row read earlier is
+    still the deployed one (see _deployed); otherwise the row is read again and the input checked
+    against it, as on the first call.
+    """
     registry.get_tool(worker, key)  # the code must still define it: refused now rather than failed in the run
-    validate_input(tool, data)  # against the deployed schema, the one the admin's Run form is built from
-    # No transaction of its own: the INSERT is one statement, and send() queues the task once the
-    # caller's transaction commits, or at once outside one.
-    run = runs.create_run(Run.Kind.TOOL, tool.worker, key, trigger=trigger, input=data, tool=tool)
+    run = _queue_if_current(worker, key, data, trigger)
+    if run is None:
+        tool = tool_row(worker, key)
+        _remember(tool)
+        validate_input(tool, data)  # against the deployed schema, the one the admin's Run form is built from
+        # No transaction of its own: the INSERT is one statement, and send() queues the task once
+        # the caller's transaction commits, or at once outside one.
+        run = runs.create_run(Run.Kind.TOOL, tool.worker, key, trigger=trigger, input=data, tool=tool)
     if send:
         runs.send(run)
     return run

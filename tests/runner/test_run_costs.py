@@ -1,0 +1,143 @@
+"""What queueing and executing a run costs the database, and the guarantees those savings keep.
+
+Queueing reuses the tool row this process read before, only through an INSERT that checks the
+row is still the deployed one; a worker records a run without pinging its kept connection first,
+and reconnects when the server dropped it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
+
+from connections.exceptions import InvalidToolInputError, WorkerNotFound
+from connections.models import Run, Tool
+from connections.runner import start_tool
+from connections.runner.execute import perform
+from connections.tasks import run_tool
+from tests.conftest import TEST_WORKER_MODULES
+
+
+@pytest.fixture
+def deployed(transactional_db: None) -> Iterator[None]:
+    from connections import registry
+    from connections.deploy import deploy
+
+    with override_settings(WORKER_MODULES=[*settings.WORKER_MODULES, *TEST_WORKER_MODULES]):
+        registry.clear_cache()
+        deploy()
+        yield
+
+
+@pytest.fixture
+def kept_connection(deployed: None) -> Iterator[None]:
+    """This thread's connection kept across tasks, as a Celery pool process keeps it."""
+    saved = connection.settings_dict["CONN_MAX_AGE"]
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = 60
+    yield
+    connection.settings_dict["CONN_MAX_AGE"] = saved
+    connection.close()
+
+
+def _queue(data: Any, key: str = "add") -> Run:
+    return start_tool("runner-test", key, data, trigger="test", send=False)
+
+
+def _statements(queries: CaptureQueriesContext) -> list[str]:
+    return [query["sql"].lstrip("(").split()[0] for query in queries.captured_queries]
+
+
+def test_queueing_a_run_of_a_tool_queued_before_is_one_insert(deployed):
+    _queue({"a": 1, "b": 2})
+
+    with CaptureQueriesContext(connection) as queries:
+        run = _queue({"a": 3, "b": 4})
+
+    assert _statements(queries) == ["INSERT"]
+    stored = Run.objects.select_related("tool").get(pk=run.pk)
+    assert (stored.status, stored.input, stored.tool.key, stored.worker.slug) == (
+        "queued",
+        {"a": 3, "b": 4},
+        "add",
+        "runner-test",
+    )
+
+
+def test_a_tool_deactivated_since_its_last_run_was_queued_is_refused_at_once(deployed):
+    _queue({"a": 1, "b": 2})
+    Tool.objects.filter(worker__slug="runner-test", key="add").update(is_active=False)  # another process
+
+    with pytest.raises(WorkerNotFound, match="No active tool 'add'"):
+        _queue({"a": 1, "b": 2})
+    assert Run.objects.count() == 1
+
+
+def test_a_schema_deployed_since_is_the_one_the_input_is_checked_against(deployed):
+    _queue({"a": 1, "b": 2})
+    tool = Tool.objects.get(worker__slug="runner-test", key="add")
+    required = {**tool.input_schema, "required": ["a", "b", "note"]}
+    Tool.objects.filter(pk=tool.pk).update(input_schema=required)
+
+    with pytest.raises(InvalidToolInputError, match='field "note" is required'):
+        _queue({"a": 1, "b": 2})
+
+    # The other way: refused by the schema read before, accepted by the one deployed now.
+    Tool.objects.filter(pk=tool.pk).update(input_schema={**tool.input_schema, "required": ["a"]})
+    assert _queue({"a": 1}).input == {"a": 1}
+    assert Run.objects.count() == 2
+
+
+def test_a_worker_records_a_run_in_claim_secrets_and_finish_with_no_ping(kept_connection):
+    run_tool.apply(args=[_queue({"a": 0, "b": 0}).pk])  # the connection is open and kept
+    run = _queue({"a": 1, "b": 2})
+
+    with CaptureQueriesContext(connection) as queries:
+        assert run_tool.apply(args=[run.pk]).get() == "succeeded"
+
+    # PostgreSQL claims and reads the run in one statement (UPDATE ... RETURNING in a WITH).
+    claim = ["WITH"] if connection.vendor == "postgresql" else ["UPDATE", "SELECT"]
+    assert _statements(queries) == [*claim, "SELECT", "UPDATE"]  # the secrets and tokens in one SELECT
+
+
+def _drop_connection() -> None:
+    """The server ends this thread's connection, as a restart or a failover does."""
+    pid = connection.connection.info.backend_pid
+    url = "postgresql://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict)
+    with psycopg.connect(url, password=connection.settings_dict["PASSWORD"] or None, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+@pytest.fixture
+def postgresql(kept_connection: None) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("drops a connection from the server's side (PostgreSQL)")
+
+
+def test_a_run_is_claimed_on_a_kept_connection_the_server_dropped_meanwhile(postgresql):
+    run_tool.apply(args=[_queue({"a": 0, "b": 0}).pk])  # the connection is open and kept
+    run = _queue({"a": 1, "b": 2})
+    _drop_connection()  # while the worker waited for its next task
+
+    assert run_tool.apply(args=[run.pk]).get() == "succeeded"
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.result) == ("succeeded", 1, {"sum": 3})
+
+
+def test_an_outcome_is_recorded_when_the_connection_died_while_the_code_ran(postgresql):
+    run = _queue({"a": 1, "b": 2})
+
+    def body(run: Run, context: Any) -> dict[str, int]:
+        _drop_connection()  # the database restarted while the code ran
+        return {"sum": 3}
+
+    outcome = perform(run.pk, body)
+
+    run.refresh_from_db()
+    assert (outcome.status, run.status, run.attempts, run.result) == ("succeeded", "succeeded", 1, {"sum": 3})
