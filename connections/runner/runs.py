@@ -28,7 +28,7 @@ from django.db import (
 )
 from django.db.models import DateTimeField, F, Field, Model, QuerySet, Value
 from django.db.models.functions import Coalesce
-from django.db.models.sql import InsertQuery, UpdateQuery
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from .. import jsondata
@@ -218,13 +218,9 @@ def claim(run_id: int) -> Run | None:
         "heartbeat_at": now,
         "started_at": Coalesce("started_at", Value(now, output_field=DateTimeField())),
     }
-    # The tool too: its time limit and schema are read from it, and the read costs no more.
-    claimed = Run.objects.select_related("worker", "tool").filter(pk=run_id)
-    if connection.vendor == "postgresql":
-        # One round trip: the UPDATE's new row, read with its worker and tool (see _after_update).
-        run = next(iter(_after_update(claimable, values, claimed)), None)
-    elif claimable.update(**values):
-        run = claimed.filter(owner=owner).first()
+    if claimable.update(**values):
+        # The tool too: its time limit and schema are read from it, and the read costs no more.
+        run = Run.objects.select_related("worker", "tool").filter(pk=run_id, owner=owner).first()
     else:
         run = None
     if run is None:
@@ -233,37 +229,6 @@ def claim(run_id: int) -> Run | None:
         return None
     _log_start(run)
     return run
-
-
-def _after_update(rows: QuerySet[Run], values: dict[str, Any], select: QuerySet[Run]) -> list[Run]:
-    """`select`, reading the rows as `rows.update(**values)` left them, in the UPDATE's own statement (PostgreSQL).
-
-    `WITH connections_run AS (UPDATE connections_run ... RETURNING *) SELECT ... FROM connections_run
-    JOIN ...`: within the WITH, the table's name is the table; after it, the updated rows alone.
-    """
-    using = select.db
-    update = rows.query.chain(UpdateQuery)
-    update.add_update_values(values)
-    update_sql, update_params = update.get_compiler(using=using).as_sql()
-    prefix = f"WITH {connections[using].ops.quote_name(Run._meta.db_table)} AS ({update_sql} RETURNING *) "
-    query = select.query.chain()
-    compile_select = query.get_compiler
-
-    def get_compiler(*args: Any, **kwargs: Any) -> Any:
-        compiler = compile_select(*args, **kwargs)
-        as_sql = compiler.as_sql
-
-        def with_update(*args: Any, **kwargs: Any) -> tuple[str, tuple[Any, ...]]:
-            sql, params = as_sql(*args, **kwargs)
-            return prefix + sql, (*update_params, *params)
-
-        compiler.as_sql = with_update
-        return compiler
-
-    query.get_compiler = get_compiler  # on this query alone, run as it is (a clone would not carry it)
-    result = select.all()
-    result.query = query
-    return list(result)
 
 
 def _take_over(run_id: int, owner: str, now: datetime) -> Run | None:
