@@ -114,9 +114,9 @@ def access_token(worker: str, key: str) -> str:
     The hot path is one indexed read and one decryption (`make bench` measures it). While another
     thread of this process refreshes the token, a caller waits for that thread's answer instead.
     """
-    flight_key = (db.alias, str(db.settings_dict["NAME"]), worker, key)
     since = None
-    flight = _flights.get(flight_key)
+    # Checked only while some refresh is under way in this process: the key costs more than the check.
+    flight = _flights.get(_flight_key(worker, key)) if _flights else None
     if flight is not None and not db.in_atomic_block:
         token = flight.wait()
         if token is not None:
@@ -129,7 +129,7 @@ def access_token(worker: str, key: str) -> str:
         raise not_connected(conn.pk, key, ever=conn.connected_at is not None)
     if conn.status == Status.NEEDS_REAUTH:
         raise ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
-    return _refresh_shared(flight_key, conn.pk, key, since)
+    return _refresh_shared(_flight_key(worker, key), conn.pk, key, since)
 
 
 @dataclass(eq=False)
@@ -150,6 +150,10 @@ class _Flight:
 # (database alias, database name, worker, capability key): the refresh under way in this process.
 _flights: dict[tuple[str, str, str, str], _Flight] = {}
 _flights_lock = threading.Lock()
+
+
+def _flight_key(worker: str, key: str) -> tuple[str, str, str, str]:
+    return (db.alias, str(db.settings_dict["NAME"]), worker, key)
 
 
 def _refresh_shared(

@@ -105,6 +105,54 @@ def test_threads_asking_while_one_of_their_process_refreshes_take_its_token_with
     assert len(queries) == 16 and max(sorted(queries)[:15]) <= 1, queries
 
 
+def test_threads_waiting_on_a_refresher_that_died_still_get_a_token(fake, fake_connected, monkeypatch):
+    """The refreshing thread is stopped (a Celery soft time limit) before it asks: its waiters refresh."""
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    from connections.oauth import client
+
+    expire_all()
+    real_refresh = client.refresh
+    asked, stopped = threading.Event(), threading.Event()
+
+    def stopped_first(capability, refresh_token):
+        if not asked.is_set():
+            asked.set()
+            stopped.wait(60)
+            raise SoftTimeLimitExceeded()
+        return real_refresh(capability, refresh_token)
+
+    monkeypatch.setattr(client, "refresh", stopped_first)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        try:
+            value = access_token("fake", "fakeAuth")
+        except BaseException as exc:  # noqa: BLE001 (recorded, so the assertion shows what went wrong)
+            value = f"error: {type(exc).__name__}"
+        finally:
+            db_connection.close()
+        with lock:
+            results.append(value)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert asked.wait(60)
+    others = [threading.Thread(target=ask) for _ in range(7)]
+    for thread in others:
+        thread.start()
+    others[-1].join(timeout=1)  # a moment for all of them to be waiting on the first
+    stopped.set()
+    for thread in [first, *others]:
+        thread.join(timeout=120)
+    assert len(fake.refresh_requests) == 1
+    new_token = fake.issued[-1]["access_token"]
+    assert sorted(results) == sorted([new_token] * 7 + [f"error: {SoftTimeLimitExceeded.__name__}"])
+    conn = Connection.objects.get(pk=fake_connected.pk)
+    assert conn.refresh_token == fake.issued[-1]["refresh_token"] and conn.status == Connection.Status.CONNECTED
+
+
 def test_sixteen_threads_against_the_sandbox_provider(site):
     connect(site)
     expire_all()
