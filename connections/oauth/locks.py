@@ -59,8 +59,13 @@ def _file_lock(connection_id: int, key: str) -> Iterator[None]:
         os.close(fd)
 
 
-# Django's ORM has no FOR SHARE: the row's table (Connection._meta.db_table) named as it is.
-_WAIT_FOR_HOLDER = "SELECT 1 FROM connections_connection WHERE id = %s FOR SHARE"
+# Django's ORM has no FOR SHARE: the row's table (Connection._meta.db_table) named as it is. The
+# wait and the read in one statement: the columns `settled` looks at (TokenLifetime's), as
+# committed by the holder.
+_WAIT_FOR_HOLDER = (
+    "SELECT id, status, access_token, expires_at, connected_at, last_refreshed_at "
+    "FROM connections_connection WHERE id = %s FOR SHARE"
+)
 
 
 def _lock_timeout() -> None:
@@ -87,29 +92,24 @@ def refresh_lock(
     yield the row without the lock if `settled(row)` (the caller has nothing to write: it will only
     read the token just stored). Waiters get that shared lock all at once, where each would
     otherwise take the row in turn: 64 callers of one expired token wait for one refresh, not 64.
+    That row has only the token's columns (TokenLifetime's); the others load when read.
     """
     rows = Connection.objects.select_related("capability__worker")
     key = key or str(connection_id)
     if settled is not None and connection.vendor == "postgresql":
         with transaction.atomic():
-            _lock_timeout()
-            try:
-                with transaction.atomic():  # a savepoint: a refused NOWAIT must not end the transaction
-                    locked = rows.select_for_update(nowait=True, of=("self",)).get(pk=connection_id)
-            except OperationalError as exc:
-                if getattr(getattr(exc, "__cause__", None), "sqlstate", "") != "55P03":
-                    raise
-                locked = None
+            # SKIP LOCKED: no row when another caller holds the lock, where NOWAIT would raise and
+            # need a savepoint around it; the first caller takes the lock in one round trip.
+            locked = rows.select_for_update(skip_locked=True, of=("self",)).filter(pk=connection_id).first()
             if locked is not None:
                 yield locked
                 return
+            _lock_timeout()
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute(_WAIT_FOR_HOLDER, [connection_id])
+                row = next(iter(Connection.objects.raw(_WAIT_FOR_HOLDER, [connection_id])), None)
             except OperationalError as exc:
                 raise _too_long(exc, key) from None
-            row = rows.get(pk=connection_id)
-            if settled(row):
+            if row is not None and settled(row):
                 yield row
                 return
         # The other caller's refresh failed: take the lock in turn (holding the shared lock while

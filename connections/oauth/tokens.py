@@ -4,6 +4,8 @@ Every refresh happens in `refresh_connection`, under the connection's refresh lo
 the row lock on PostgreSQL, a file lock on SQLite). Whoever waits for the lock re-reads the row
 and, finding a fresh token, returns it without calling the provider. The provider's answer, new
 refresh token included, is saved before the lock is released, so it cannot be lost in between.
+Within one process, the threads that find the same token expired share one such call
+(`_refresh_shared`): only one of them waits on the database.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -108,8 +111,17 @@ def connection_row(worker: str, key: str, *fields: str) -> Connection:
 def access_token(worker: str, key: str) -> str:
     """A valid access token for the capability; refreshes it first when it is about to expire.
 
-    The hot path is one indexed read and one decryption (`make bench` measures it).
+    The hot path is one indexed read and one decryption (`make bench` measures it). While another
+    thread of this process refreshes the token, a caller waits for that thread's answer instead.
     """
+    since = None
+    # Checked only while some refresh is under way in this process: the key costs more than the check.
+    flight = _flights.get(_flight_key(worker, key)) if _flights else None
+    if flight is not None and not db.in_atomic_block:
+        token = flight.wait()
+        if token is not None:
+            return token
+        since = flight.started  # it failed: ask as one of its waiters would
     conn = _hot_read(worker, key)
     if conn.is_fresh():
         return conn.access_token
@@ -117,7 +129,70 @@ def access_token(worker: str, key: str) -> str:
         raise not_connected(conn.pk, key, ever=conn.connected_at is not None)
     if conn.status == Status.NEEDS_REAUTH:
         raise ReauthorizationRequired(key, conn.last_error or "the provider refused the refresh token")
-    return refresh_connection(conn.pk)
+    return _refresh_shared(_flight_key(worker, key), conn.pk, key, since)
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One refresh of a connection that the threads of this process wait for together."""
+
+    started: dt.datetime
+    done: threading.Event = field(default_factory=threading.Event)
+    token: str | None = None  # what the refresh returned, for the threads already waiting
+
+    def wait(self) -> str | None:
+        """The token the refresh got; None if it failed (or outlived the refresh lock's bound)."""
+        # The refresh lock's bound (a refresh holds it for at most one provider call), plus that call.
+        self.done.wait(3 * app_settings.HTTP_TIMEOUT + 10)
+        return self.token
+
+
+# (database alias, database name, worker, capability key): the refresh under way in this process.
+_flights: dict[tuple[str, str, str, str], _Flight] = {}
+_flights_lock = threading.Lock()
+
+
+def _flight_key(worker: str, key: str) -> tuple[str, str, str, str]:
+    return (db.alias, str(db.settings_dict["NAME"]), worker, key)
+
+
+def _refresh_shared(
+    flight_key: tuple[str, str, str, str], connection_id: int, key: str, since: dt.datetime | None
+) -> str:
+    """refresh_connection() for access_token(): one call per connection among this process's threads.
+
+    The first thread to find the token expired calls it (refreshing, or waiting on the database for
+    whichever process does); the others wait on its `_Flight`, without a database round trip, lock
+    or transaction, and take the token it got. 16 threads of a process cost the database one
+    waiter instead of 16, each making its round trips in turn on the process's one GIL. The token
+    goes only to threads already waiting, in memory; nothing keeps it once they have it. When the
+    first thread fails, each of the others calls refresh_connection() itself, as the first
+    thread's peers, so a failure just recorded is not tried again (see `_refresh`) and the
+    database, not this process, decides what each gets.
+    """
+    if db.in_atomic_block:
+        return refresh_connection(connection_id)  # refused there, with the reason
+    with _flights_lock:
+        flight = _flights.get(flight_key)
+        first = flight is None
+        if flight is None:
+            flight = _flights[flight_key] = _Flight(started=since or timezone.now())
+    if first:
+        try:
+            flight.token = _refresh(
+                connection_id, force=False, stale_token=None, valid_for=None, idle_before=None, key=key, since=since
+            )[0]
+            return flight.token
+        finally:
+            with _flights_lock:
+                del _flights[flight_key]
+            flight.done.set()
+    token = flight.wait()
+    if token is not None:
+        return token
+    return _refresh(
+        connection_id, force=False, stale_token=None, valid_for=None, idle_before=None, key=key, since=flight.started
+    )[0]
 
 
 def not_connected(connection_id: int, key: str, *, ever: bool) -> NotConnected:
@@ -168,17 +243,23 @@ def _refresh(
     stale_token: str | None,
     valid_for: timedelta | None,
     idle_before: dt.datetime | None,
+    key: str = "",
+    since: dt.datetime | None = None,
 ) -> tuple[str, bool]:
-    """refresh_connection(), also saying whether this call refreshed (for the background tasks)."""
+    """refresh_connection(), also saying whether this call refreshed (for the background tasks).
+
+    `key` is the capability's key when the caller knows it; `since`, when the caller started
+    asking (a failure recorded after it is not tried again), by default now.
+    """
     if db.in_atomic_block:
         # A rollback of the caller's transaction would undo the saved answer after the provider
         # rotated the refresh token: the connection would be lost. Refuse rather than risk it.
         raise TokenRefreshError(
-            _key_of(connection_id),
+            key or _key_of(connection_id),
             "a token refresh cannot run inside a database transaction; call access_token() before transaction.atomic()",
             retryable=False,
         )
-    started = timezone.now()
+    started = since or timezone.now()
     failure: Exception | None = None
 
     def wanted(conn: Connection) -> bool:
@@ -186,8 +267,8 @@ def _refresh(
             return False  # used since the caller looked: nothing to keep alive
         return force or not conn.is_fresh(valid_for) or (stale_token is not None and conn.access_token == stale_token)
 
-    with refresh_lock(connection_id, _key_of(connection_id), settled=lambda conn: not wanted(conn)) as conn:
-        key = conn.capability.key
+    key = key or _key_of(connection_id)
+    with refresh_lock(connection_id, key, settled=lambda conn: not wanted(conn)) as conn:
         if not wanted(conn):
             return conn.access_token, False
         if conn.status == Status.NOT_CONNECTED:

@@ -68,6 +68,10 @@ class FakeProvider:
     url: str = ""
     # Seconds each token answer takes: a real provider's latency, which lets concurrent callers overlap.
     token_delay: float = 0.0
+    # While set, each token request waits for this gate (at most 60 s) before it is answered, and
+    # `token_held` says one has arrived: a test sees what other callers do while a refresh is out.
+    token_gate: threading.Event | None = None
+    token_held: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # The resource server at /api: scripted answers, else 200 {"ok": true}; what it was sent.
     api_script: list[Reply] = field(default_factory=list)
@@ -98,6 +102,9 @@ class FakeProvider:
     def token(self, form: dict[str, str], headers: dict[str, str]) -> Reply:
         if self.token_delay:
             time.sleep(self.token_delay)
+        if self.token_gate is not None:
+            self.token_held.set()
+            self.token_gate.wait(60)
         with self.lock:
             self.token_requests.append({**form, "_accept": headers.get("accept", "")})
             if self.down is not None:

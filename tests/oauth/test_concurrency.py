@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
@@ -62,6 +63,94 @@ def test_sixteen_threads_one_refresh(fake, fake_connected):
     assert results == [new_token] * 16
     conn = Connection.objects.get(pk=fake_connected.pk)
     assert conn.refresh_token == fake.issued[-1]["refresh_token"] and conn.refresh_count == 1
+
+
+def test_threads_asking_while_one_of_their_process_refreshes_take_its_token_without_the_database(fake, fake_connected):
+    """16 threads of a worker process cost the database one waiter, not 16 (each with its lock wait)."""
+    expire_all()
+    fake.token_gate = threading.Event()
+    tokens: list[str] = []
+    queries: list[int] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        try:
+            db_connection.ensure_connection()
+            with CaptureQueriesContext(db_connection) as captured:
+                value = access_token("fake", "fakeAuth")
+            with lock:
+                queries.append(len(captured))
+        except Exception as exc:  # recorded, so the assertion shows what went wrong
+            value = f"error: {type(exc).__name__}: {exc}"
+        finally:
+            db_connection.close()
+        with lock:
+            tokens.append(value)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert fake.token_held.wait(60)  # the first caller is refreshing: the provider holds its answer
+    others = [threading.Thread(target=ask) for _ in range(15)]
+    for thread in others:
+        thread.start()
+    # None can finish before the provider answers; a moment for all of them to be asking.
+    others[-1].join(timeout=1)
+    assert all(thread.is_alive() for thread in others)
+    fake.token_gate.set()
+    for thread in [first, *others]:
+        thread.join(timeout=120)
+    assert len(fake.refresh_requests) == 1
+    assert tokens == [fake.issued[-1]["access_token"]] * 16
+    # The refresher's queries, then the others': none, or one read of the token just stored.
+    assert len(queries) == 16 and max(sorted(queries)[:15]) <= 1, queries
+
+
+def test_threads_waiting_on_a_refresher_that_died_still_get_a_token(fake, fake_connected, monkeypatch):
+    """The refreshing thread is stopped (a Celery soft time limit) before it asks: its waiters refresh."""
+    from billiard.exceptions import SoftTimeLimitExceeded
+
+    from connections.oauth import client
+
+    expire_all()
+    real_refresh = client.refresh
+    asked, stopped = threading.Event(), threading.Event()
+
+    def stopped_first(capability, refresh_token):
+        if not asked.is_set():
+            asked.set()
+            stopped.wait(60)
+            raise SoftTimeLimitExceeded()
+        return real_refresh(capability, refresh_token)
+
+    monkeypatch.setattr(client, "refresh", stopped_first)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        try:
+            value = access_token("fake", "fakeAuth")
+        except BaseException as exc:  # noqa: BLE001 (recorded, so the assertion shows what went wrong)
+            value = f"error: {type(exc).__name__}"
+        finally:
+            db_connection.close()
+        with lock:
+            results.append(value)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert asked.wait(60)
+    others = [threading.Thread(target=ask) for _ in range(7)]
+    for thread in others:
+        thread.start()
+    others[-1].join(timeout=1)  # a moment for all of them to be waiting on the first
+    stopped.set()
+    for thread in [first, *others]:
+        thread.join(timeout=120)
+    assert len(fake.refresh_requests) == 1
+    new_token = fake.issued[-1]["access_token"]
+    assert sorted(results) == sorted([new_token] * 7 + [f"error: {SoftTimeLimitExceeded.__name__}"])
+    conn = Connection.objects.get(pk=fake_connected.pk)
+    assert conn.refresh_token == fake.issued[-1]["refresh_token"] and conn.status == Connection.Status.CONNECTED
 
 
 def test_sixteen_threads_against_the_sandbox_provider(site):
