@@ -48,9 +48,13 @@ class Page:
     deletes: list[str] = field(default_factory=list)
     has_more: bool = False
     next_state: Any = None
+    # Key -> the upsert's canonical JSON and digest, made once by parse_page (apply_page makes any missing).
+    prepared: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
     if isinstance(value, dict):
@@ -61,19 +65,69 @@ def _text_of(value: Any) -> str:
 
 
 def search_text(properties: dict[str, Any]) -> str:
-    return " ".join(
-        text for text in (_text_of(v.get("value") if isinstance(v, dict) else v) for v in properties.values()) if text
-    )
+    parts = []
+    for prop in properties.values():
+        text = _text_of(prop.get("value") if isinstance(prop, dict) else prop)
+        if text:
+            parts.append(text)
+    return " ".join(parts)
+
+
+def _canonical(properties: dict[str, Any]) -> str:
+    return json.dumps(properties, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _digest_of(canonical: str) -> str:
+    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def content_digest(properties: dict[str, Any]) -> str:
+    """A record's properties as a short hash: equal for equal JSON, whatever the order of its keys."""
+    return _digest_of(_canonical(properties))
+
+
+def _prepare(properties: dict[str, Any]) -> tuple[str, str]:
+    canonical = _canonical(properties)
+    return canonical, _digest_of(canonical)
+
+
+class _Unsure(Exception):
+    """The fast check of a page does not vouch for it: the page is checked and cleaned whole."""
+
+
+# Where a record's properties sit in a page: page {changes: [{properties: ...}]}, as jsondata counts.
+_PROPERTIES_DEPTH = 3
+_CHANGE_FIELDS = frozenset(("type", "key", "properties"))
 
 
 def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
-    """Check one page as returned by the code; the message names the change that is wrong."""
+    """Check one page as returned by the code; the message names the change that is wrong.
+
+    Too deep fails the run with a message; text that is not valid Unicode (keys, properties,
+    next_state) becomes U+FFFD: stored as it is, it breaks the database write, pages and dumps.
+    Nearly every page is fine, and each record's canonical JSON (needed for its digest and its
+    storage) shows it is: that check alone, one serialisation per record, passes such a page. Any
+    doubt, and any refusal, goes the slow way: the whole page cleaned first, then parsed, so the
+    outcome (cleaned text, messages) is the same either way.
+    """
     where = f"Sync {sync.key}, page {page_number}"
-    # Too deep fails the run with this message; text that is not valid Unicode (keys, properties,
-    # next_state) becomes U+FFFD: stored as it is, it breaks the database write, pages and dumps.
-    result = jsondata.clean(result, what=where)
+    limit = app_settings.JSON_MAX_DEPTH
+    try:
+        return _parse(sync, result, where, limit, fast=True)
+    except (_Unsure, InvalidSyncResult):
+        pass
+    return _parse(sync, jsondata.clean(result, what=where, max_depth=limit), where, limit, fast=False)
+
+
+def _parse(sync: SyncDef, result: Any, where: str, limit: int, *, fast: bool) -> Page:
+    """Parse a page; `fast` raises _Unsure unless the page is plainly within `limit` and clean."""
     if not isinstance(result, dict):
         raise InvalidSyncResult(f"{where}: expected a dict with changes, has_more and next_state.")
+    if fast and (
+        limit <= _PROPERTIES_DEPTH
+        or not jsondata.is_plain({name: value for name, value in result.items() if name != "changes"}, limit)
+    ):
+        raise _Unsure
     changes = result.get("changes", [])
     if not isinstance(changes, list):
         raise InvalidSyncResult(f"{where}: changes must be a list.")
@@ -90,8 +144,14 @@ def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
             key = str(key)
         if not isinstance(key, str) or not key or len(key) > 500:
             raise InvalidSyncResult(f"{where}, change {index}: key must be a non-empty string of at most 500.")
+        if fast:
+            # The change is two levels down (page, changes); what the engine does not read is checked too.
+            extra = {name: value for name, value in change.items() if name not in _CHANGE_FIELDS}
+            if jsondata.text_is_bad(key) or (extra and not jsondata.is_plain(extra, limit - 2)):
+                raise _Unsure
         if change["type"] == "delete":
             page.upserts.pop(key, None)
+            page.prepared.pop(key, None)
             page.deletes.append(key)
             continue
         properties = change.get("properties")
@@ -109,23 +169,21 @@ def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
                     f"{where}, change {index} (key {key}): property {name!r} is a {declared[name]['type']}, "
                     f"got {kind or type(value).__name__} (use builder.{declared[name]['type']}(...))."
                 )
+        if fast:
+            try:
+                made = jsondata.canonical(properties, max_depth=limit - _PROPERTIES_DEPTH)
+            except (TypeError, ValueError):
+                made = None  # not JSON: the slow way raises the same, after the checks it makes first
+            if made is None:
+                raise _Unsure
+            canonical, encoded = made
+            page.prepared[key] = (canonical, hashlib.blake2b(encoded, digest_size=16).hexdigest())
+        else:
+            page.prepared[key] = _prepare(properties)
         if key in page.deletes:
             page.deletes.remove(key)
         page.upserts[key] = properties
     return page
-
-
-def _canonical(properties: dict[str, Any]) -> str:
-    return json.dumps(properties, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _digest_of(canonical: str) -> str:
-    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def content_digest(properties: dict[str, Any]) -> str:
-    """A record's properties as a short hash: equal for equal JSON, whatever the order of its keys."""
-    return _digest_of(_canonical(properties))
 
 
 _WRITTEN = (
@@ -170,6 +228,26 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
             cursor.execute(head + ", ".join([one] * len(chunk)) + tail, [v for row in chunk for v in row])
 
 
+def _stored_digests(database_id: int, keys: list[str]) -> dict[str, str]:
+    """Key -> digest of the database's records among `keys`: one indexed read (a few on SQLite)."""
+    if not keys:
+        return {}
+    quote = connection.ops.quote_name
+    head = f"SELECT {quote('key')}, {quote('digest')} FROM {quote(Record._meta.db_table)} WHERE {quote('database_id')} = %s AND {quote('key')}"  # noqa: S608 (names only)
+    found: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(head + " = ANY(%s)", [database_id, keys])
+            found.update(cursor.fetchall())
+        else:
+            size = _rows_per_statement() * len(_WRITTEN) - 1
+            for start in range(0, len(keys), size):
+                chunk = keys[start : start + size]
+                cursor.execute(f"{head} IN ({', '.join(['%s'] * len(chunk))})", [database_id, *chunk])
+                found.update(cursor.fetchall())
+    return found
+
+
 def apply_page(sync: Sync, page: Page, page_number: int) -> dict[str, int]:
     """Write one page of `sync`'s current cycle; call inside the page's transaction.
 
@@ -179,15 +257,15 @@ def apply_page(sync: Sync, page: Page, page_number: int) -> dict[str, int]:
     the cycle's end knows they were seen without rewriting them.
     """
     database = sync.database
-    stored = dict(Record.objects.filter(database=database, key__in=list(page.upserts)).values_list("key", "digest"))
+    stored = _stored_digests(database.pk, list(page.upserts))
     # jsonb keeps no key order, so PostgreSQL can store the canonical text the digest is made of;
     # SQLite keeps the text as given, which the admin shows in the code's order.
     as_given = connection.vendor != "postgresql"
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     rows, unchanged, created = [], [], 0
+    prepared = page.prepared
     for key, properties in page.upserts.items():
-        canonical = _canonical(properties)
-        digest = _digest_of(canonical)
+        canonical, digest = prepared.get(key) or _prepare(properties)
         before = stored.get(key)
         if before == digest:
             unchanged.append(key)
