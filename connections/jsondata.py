@@ -77,6 +77,10 @@ def _any_problem(value: Any, max_depth: int) -> bool:
     return False
 
 
+# Sorted keys, no spaces, text as is: equal JSON gives equal text, whatever the order of its keys.
+CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def is_plain(value: Any, max_depth: int) -> bool:
     """Whether `value` is at most `max_depth` deep (as `check` counts) and all its text is valid Unicode."""
     return not _any_problem(value, max_depth)
@@ -92,7 +96,7 @@ def canonical(value: Any, *, max_depth: int) -> tuple[str, bytes] | None:
     bracket): `check` or `clean` then finds the problem, if any. Raises what `json.dumps` raises for a
     value that is not JSON.
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = CANONICAL.encode(value)
     if "\\u0000" in text or text.count("{") + text.count("[") > max_depth:
         return None
     try:
