@@ -67,7 +67,9 @@ def _text_of(value: Any) -> str:
 def search_text(properties: dict[str, Any]) -> str:
     parts = []
     for prop in properties.values():
-        text = _text_of(prop.get("value") if isinstance(prop, dict) else prop)
+        value = prop.get("value") if isinstance(prop, dict) else prop
+        # Most values are text: no call for them (this runs for every property of every record written).
+        text = value if isinstance(value, str) else _text_of(value)
         if text:
             parts.append(text)
     return " ".join(parts)
