@@ -227,6 +227,41 @@ def _counts(progress: dict[str, Any]) -> str:
     )
 
 
+def measure(
+    ctx: Context,
+    name: str,
+    key: str,
+    *,
+    baseline: str,
+    target: float,
+    against: float | None = None,
+    fresh: bool = False,
+) -> float:
+    """Run the sync `key` once, report its time as the figure `name`, and return it (seconds).
+
+    Against `against` (the seconds of an earlier run) when given; else against the raw upsert of the
+    same rows run just before and just after the sync, counted as their mean: the machine is shared,
+    and a load that drifts during the run would otherwise favour one side. `fresh` empties the plain
+    table before each raw upsert, so that its rows are all new, as in a first run.
+    """
+    total = SOURCE["total"]
+    base = raw_upsert_all(fresh=fresh) if against is None else against
+    seconds, memory, writes, progress = run_sync(key)
+    if against is None:
+        base = (base + raw_upsert_all(fresh=fresh)) / 2
+    ctx.figure(
+        name,
+        ratio=seconds / base,
+        baseline=baseline,
+        target=target,
+        detail=f"{total / seconds:,.0f} rec/s vs {total / base:,.0f}; {_counts(progress)}; {writes.text()}; "
+        f"{memory.text()}",
+        records_written=writes.records,
+        rows_written=writes.total,
+    )
+    return seconds
+
+
 def run(ctx: Context) -> None:
     from connections import registry
     from connections.deploy import deploy
@@ -238,56 +273,27 @@ def run(ctx: Context) -> None:
         deploy()
         _create_plain()
         n = f"{total:,} records in pages of {PAGE:,}"
+        raw = "raw INSERT ... ON CONFLICT of the same rows (mean of before and after)"
 
-        # Each baseline runs just before and just after the sync, and counts as their mean: the
-        # machine is shared, and a load that drifts during the run would otherwise favour one side.
-        base_first = raw_upsert_all(fresh=True)
-        first, memory, writes, progress = run_sync("benchSync")
-        base_first = (base_first + raw_upsert_all(fresh=True)) / 2
-        ctx.figure(
-            f"sync first run, {n}",
-            ratio=first / base_first,
-            baseline="raw INSERT ... ON CONFLICT of the same rows (mean of before and after)",
-            target=1.3,
-            detail=f"{total / first:,.0f} rec/s vs {total / base_first:,.0f}; {_counts(progress)}; "
-            f"{writes.text()}; {memory.text()}",
-        )
-
+        first = measure(ctx, f"sync first run, {n}", "benchSync", baseline=raw, target=1.3, fresh=True)
         SOURCE["changed"] = True
-        base_changed = raw_upsert_all()
-        changed, memory, writes, progress = run_sync("benchSync")
-        base_changed = (base_changed + raw_upsert_all()) / 2
-        ctx.figure(
-            f"sync rerun, 20% of {n} changed",
-            ratio=changed / base_changed,
-            baseline="the same raw upsert of every row (mean of before and after)",
-            target=1.5,
-            detail=f"{total / changed:,.0f} rec/s vs {total / base_changed:,.0f}; {_counts(progress)}; "
-            f"{writes.text()}; {memory.text()}",
-        )
-
-        same, memory, writes, progress = run_sync("benchSync")
-        ctx.figure(
+        measure(ctx, f"sync rerun, 20% of {n} changed", "benchSync", baseline=raw, target=1.5)
+        measure(
+            ctx,
             f"sync rerun, nothing changed, {n}",
-            ratio=same / first,
+            "benchSync",
             baseline="the sync's first run",
             target=0.5,
-            detail=f"{total / same:,.0f} rec/s; {_counts(progress)}; {writes.text()}; {memory.text()}",
-            records_written=writes.records,
-            rows_written=writes.total,
+            against=first,
         )
-
         # Replace mode also deletes, at the cycle's end, what the cycle did not mention.
-        snap_first, _, _, _ = run_sync("benchSnapshotSync")
-        snap_same, memory, writes, progress = run_sync("benchSnapshotSync")
-        ctx.figure(
+        snap_first, *_ = run_sync("benchSnapshotSync")
+        measure(
+            ctx,
             f"replace-mode sync rerun, nothing changed, {n}",
-            ratio=snap_same / snap_first,
+            "benchSnapshotSync",
             baseline="the same sync's first run",
             target=0.5,
-            detail=f"{total / snap_same:,.0f} rec/s vs {total / snap_first:,.0f}; {_counts(progress)}; "
-            f"{writes.text()}; {memory.text()}",
-            records_written=writes.records,
-            rows_written=writes.total,
+            against=snap_first,
         )
     registry.clear_cache()

@@ -30,7 +30,8 @@ def _bad_text(text: str) -> bool:
     return False
 
 
-def _text_is_bad(text: str) -> bool:
+def text_is_bad(text: str) -> bool:
+    """Whether `text` holds NUL or a lone surrogate (fast for ASCII)."""
     return "\x00" in text or (not text.isascii() and _bad_text(text))
 
 
@@ -43,7 +44,7 @@ def _any_problem(value: Any, max_depth: int) -> bool:
     if max_depth < 0:
         return True
     if isinstance(value, str):
-        return _text_is_bad(value)
+        return text_is_bad(value)
     if not isinstance(value, (dict, list, tuple)):
         return False
     stack: list[tuple[Any, int]] = [(value, 0)]
@@ -60,7 +61,7 @@ def _any_problem(value: Any, max_depth: int) -> bool:
                 if isinstance(key, str) and ("\x00" in key or (not key.isascii() and _bad_text(key))):
                     return True
                 if isinstance(child, str):
-                    # _text_is_bad inlined: this runs for every string of every record of a page.
+                    # text_is_bad inlined: this runs for every string of every record of a page.
                     if "\x00" in child or (not child.isascii() and _bad_text(child)):
                         return True
                 elif isinstance(child, (dict, list, tuple)):
@@ -68,12 +69,40 @@ def _any_problem(value: Any, max_depth: int) -> bool:
         else:
             for child in item:
                 if isinstance(child, str):
-                    # _text_is_bad inlined: this runs for every string of every record of a page.
+                    # text_is_bad inlined: this runs for every string of every record of a page.
                     if "\x00" in child or (not child.isascii() and _bad_text(child)):
                         return True
                 elif isinstance(child, (dict, list, tuple)):
                     stack.append((child, depth))
     return False
+
+
+# Sorted keys, no spaces, text as is: equal JSON gives equal text, whatever the order of its keys.
+CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_plain(value: Any, max_depth: int) -> bool:
+    """Whether `value` is at most `max_depth` deep (as `check` counts) and all its text is valid Unicode."""
+    return not _any_problem(value, max_depth)
+
+
+def canonical(value: Any, *, max_depth: int) -> tuple[str, bytes] | None:
+    """`value` as canonical JSON (sorted keys, no spaces, text as is) and its UTF-8, when `is_plain`
+    vouches for it from the text alone; None when it may be too deep or hold bad text.
+
+    The fast path for what is serialised anyway (a sync's records): the encoder walks the value in C,
+    lone surrogates fail the UTF-8 encoding, NUL is the escape `\\u0000`, and a value holding at most
+    `max_depth` brackets cannot be nested deeper. None says nothing for sure (a string may hold a
+    bracket): `check` or `clean` then finds the problem, if any. Raises what `json.dumps` raises for a
+    value that is not JSON.
+    """
+    text = CANONICAL.encode(value)
+    if "\\u0000" in text or text.count("{") + text.count("[") > max_depth:
+        return None
+    try:
+        return text, text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
 
 
 def _walk(value: Any, max_depth: int) -> tuple[str, str] | None:

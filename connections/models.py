@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -167,6 +168,11 @@ class ConnectionQuerySet(models.QuerySet):
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _seconds(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
+
+
 class TokenLifetime:
     """Freshness rules of a stored token, shared by `Connection` and the hot path's `TokenRow`.
 
@@ -189,11 +195,11 @@ class TokenLifetime:
 
     def is_fresh(self, valid_for: timedelta | None = None) -> bool:
         """True when the stored token stays valid for `valid_for` (default: the refresh margin)."""
-        if not self.access_token or self.status in (Connection.Status.NOT_CONNECTED, Connection.Status.NEEDS_REAUTH):
+        if not self.access_token or self.status in _UNUSABLE:
             return False
         if self.expires_at is None:  # the provider gave no lifetime: valid until it answers 401
             return True
-        window = timedelta(seconds=app_settings.TOKEN_REFRESH_MARGIN) if valid_for is None else valid_for
+        window = _seconds(app_settings.TOKEN_REFRESH_MARGIN) if valid_for is None else valid_for
         return self.expires_at - self.within_lifetime(window) > timezone.now()
 
 
@@ -268,6 +274,10 @@ class Connection(TokenLifetime, models.Model):
         self.last_error = ""
         self.last_error_at = None
         self.save()
+
+
+# Statuses whose stored token is never handed out (TokenLifetime.is_fresh, on every access_token()).
+_UNUSABLE = frozenset((Connection.Status.NOT_CONNECTED, Connection.Status.NEEDS_REAUTH))
 
 
 class AuthorizationAttempt(models.Model):

@@ -48,9 +48,13 @@ class Page:
     deletes: list[str] = field(default_factory=list)
     has_more: bool = False
     next_state: Any = None
+    # Key -> the upsert's canonical JSON and digest, made once by parse_page (apply_page makes any missing).
+    prepared: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
     if isinstance(value, dict):
@@ -61,62 +65,18 @@ def _text_of(value: Any) -> str:
 
 
 def search_text(properties: dict[str, Any]) -> str:
-    return " ".join(
-        text for text in (_text_of(v.get("value") if isinstance(v, dict) else v) for v in properties.values()) if text
-    )
-
-
-def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
-    """Check one page as returned by the code; the message names the change that is wrong."""
-    where = f"Sync {sync.key}, page {page_number}"
-    # Too deep fails the run with this message; text that is not valid Unicode (keys, properties,
-    # next_state) becomes U+FFFD: stored as it is, it breaks the database write, pages and dumps.
-    result = jsondata.clean(result, what=where)
-    if not isinstance(result, dict):
-        raise InvalidSyncResult(f"{where}: expected a dict with changes, has_more and next_state.")
-    changes = result.get("changes", [])
-    if not isinstance(changes, list):
-        raise InvalidSyncResult(f"{where}: changes must be a list.")
-    has_more = result.get("has_more", result.get("hasMore", False))
-    if not isinstance(has_more, bool):
-        raise InvalidSyncResult(f"{where}: has_more must be true or false.")
-    declared = sync.database.properties
-    page = Page(has_more=has_more, next_state=result.get("next_state", result.get("nextState")))
-    for index, change in enumerate(changes, 1):
-        if not isinstance(change, dict) or change.get("type") not in ("upsert", "delete"):
-            raise InvalidSyncResult(f"{where}, change {index}: type must be 'upsert' or 'delete'.")
-        key = change.get("key")
-        if isinstance(key, int) and not isinstance(key, bool):
-            key = str(key)
-        if not isinstance(key, str) or not key or len(key) > 500:
-            raise InvalidSyncResult(f"{where}, change {index}: key must be a non-empty string of at most 500.")
-        if change["type"] == "delete":
-            page.upserts.pop(key, None)
-            page.deletes.append(key)
-            continue
-        properties = change.get("properties")
-        if not isinstance(properties, dict):
-            raise InvalidSyncResult(f"{where}, change {index} (key {key}): properties must be a dict.")
-        for name, value in properties.items():
-            if name not in declared:
-                raise InvalidSyncResult(
-                    f"{where}, change {index} (key {key}): property {name!r} is not declared by database "
-                    f"{sync.database.key} ({', '.join(declared)})."
-                )
-            kind = value.get("type") if isinstance(value, dict) else None
-            if kind != declared[name]["type"]:
-                raise InvalidSyncResult(
-                    f"{where}, change {index} (key {key}): property {name!r} is a {declared[name]['type']}, "
-                    f"got {kind or type(value).__name__} (use builder.{declared[name]['type']}(...))."
-                )
-        if key in page.deletes:
-            page.deletes.remove(key)
-        page.upserts[key] = properties
-    return page
+    parts = []
+    for prop in properties.values():
+        value = prop.get("value") if isinstance(prop, dict) else prop
+        # Most values are text: no call for them (this runs for every property of every record written).
+        text = value if isinstance(value, str) else _text_of(value)
+        if text:
+            parts.append(text)
+    return " ".join(parts)
 
 
 def _canonical(properties: dict[str, Any]) -> str:
-    return json.dumps(properties, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return jsondata.CANONICAL.encode(properties)
 
 
 def _digest_of(canonical: str) -> str:
@@ -126,6 +86,116 @@ def _digest_of(canonical: str) -> str:
 def content_digest(properties: dict[str, Any]) -> str:
     """A record's properties as a short hash: equal for equal JSON, whatever the order of its keys."""
     return _digest_of(_canonical(properties))
+
+
+def _prepare(properties: dict[str, Any]) -> tuple[str, str]:
+    canonical = _canonical(properties)
+    return canonical, _digest_of(canonical)
+
+
+class _Unsure(Exception):
+    """The fast check of a page does not vouch for it: the page is checked and cleaned whole."""
+
+
+# Where a record's properties sit in a page: page {changes: [{properties: ...}]}, as jsondata counts.
+_PROPERTIES_DEPTH = 3
+_CHANGE_FIELDS = frozenset(("type", "key", "properties"))
+
+
+def _extra_fields(change: dict[Any, Any]) -> dict[Any, Any]:
+    return {name: value for name, value in change.items() if name not in _CHANGE_FIELDS}
+
+
+def _property_error(sync: SyncDef, where: str, name: Any, value: Any) -> InvalidSyncResult:
+    declared = sync.database.properties
+    if name not in declared:
+        return InvalidSyncResult(
+            f"{where}: property {name!r} is not declared by database {sync.database.key} ({', '.join(declared)})."
+        )
+    kind = value.get("type") if isinstance(value, dict) else None
+    expected = declared[name]["type"]
+    return InvalidSyncResult(
+        f"{where}: property {name!r} is a {expected}, got {kind or type(value).__name__} (use builder.{expected}(...))."
+    )
+
+
+def parse_page(sync: SyncDef, result: Any, page_number: int) -> Page:
+    """Check one page as returned by the code; the message names the change that is wrong.
+
+    Too deep fails the run with a message; text that is not valid Unicode (keys, properties,
+    next_state) becomes U+FFFD: stored as it is, it breaks the database write, pages and dumps.
+    Nearly every page is fine, and each record's canonical JSON (needed for its digest and its
+    storage) shows it is: that check alone, one serialisation per record, passes such a page. Any
+    doubt, and any refusal, goes the slow way: the whole page cleaned first, then parsed, so the
+    outcome (cleaned text, messages) is the same either way.
+    """
+    where = f"Sync {sync.key}, page {page_number}"
+    limit = app_settings.JSON_MAX_DEPTH
+    try:
+        return _parse(sync, result, where, limit, fast=True)
+    except (_Unsure, InvalidSyncResult):
+        pass
+    return _parse(sync, jsondata.clean(result, what=where, max_depth=limit), where, limit, fast=False)
+
+
+def _parse(sync: SyncDef, result: Any, where: str, limit: int, *, fast: bool) -> Page:
+    """Parse a page; `fast` raises _Unsure unless the page is plainly within `limit` and clean."""
+    if not isinstance(result, dict):
+        raise InvalidSyncResult(f"{where}: expected a dict with changes, has_more and next_state.")
+    if fast and (
+        limit <= _PROPERTIES_DEPTH
+        or not jsondata.is_plain({name: value for name, value in result.items() if name != "changes"}, limit)
+    ):
+        raise _Unsure
+    changes = result.get("changes", [])
+    if not isinstance(changes, list):
+        raise InvalidSyncResult(f"{where}: changes must be a list.")
+    has_more = result.get("has_more", result.get("hasMore", False))
+    if not isinstance(has_more, bool):
+        raise InvalidSyncResult(f"{where}: has_more must be true or false.")
+    types = {name: spec["type"] for name, spec in sync.database.properties.items()}
+    page = Page(has_more=has_more, next_state=result.get("next_state", result.get("nextState")))
+    for index, change in enumerate(changes, 1):
+        if not isinstance(change, dict) or change.get("type") not in ("upsert", "delete"):
+            raise InvalidSyncResult(f"{where}, change {index}: type must be 'upsert' or 'delete'.")
+        key = change.get("key")
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str) or not key or len(key) > 500:
+            raise InvalidSyncResult(f"{where}, change {index}: key must be a non-empty string of at most 500.")
+        if fast and (
+            jsondata.text_is_bad(key)
+            # The change is two levels down (page, changes); what the engine does not read is checked too.
+            or not (_CHANGE_FIELDS.issuperset(change) or jsondata.is_plain(_extra_fields(change), limit - 2))
+        ):
+            raise _Unsure
+        if change["type"] == "delete":
+            page.upserts.pop(key, None)
+            page.prepared.pop(key, None)
+            page.deletes.append(key)
+            continue
+        properties = change.get("properties")
+        if not isinstance(properties, dict):
+            raise InvalidSyncResult(f"{where}, change {index} (key {key}): properties must be a dict.")
+        for name, value in properties.items():
+            kind = types.get(name)
+            if kind is None or not isinstance(value, dict) or value.get("type") != kind:
+                raise _property_error(sync, f"{where}, change {index} (key {key})", name, value)
+        if fast:
+            try:
+                made = jsondata.canonical(properties, max_depth=limit - _PROPERTIES_DEPTH)
+            except (TypeError, ValueError):
+                made = None  # not JSON: the slow way raises the same, after the checks it makes first
+            if made is None:
+                raise _Unsure
+            canonical, encoded = made
+            page.prepared[key] = (canonical, hashlib.blake2b(encoded, digest_size=16).hexdigest())
+        else:
+            page.prepared[key] = _prepare(properties)
+        if key in page.deletes:
+            page.deletes.remove(key)
+        page.upserts[key] = properties
+    return page
 
 
 _WRITTEN = (
@@ -151,23 +221,60 @@ def _rows_per_statement() -> int:
 
 
 def _upsert(rows: list[tuple[Any, ...]]) -> None:
-    """INSERT ... ON CONFLICT (database, key) DO UPDATE of whole records.
+    """INSERT ... ON CONFLICT (database, key) DO UPDATE of whole records (rows in `_WRITTEN` order).
 
     The statement `bulk_create(update_conflicts=True)` builds, without preparing each value through
-    its model field one by one, which took most of a page's time.
+    its model field one by one, which took most of a page's time. On PostgreSQL the rows travel as
+    one JSON parameter: psycopg parses a query's placeholders in Python, which for 1,000 rows of
+    nine placeholders cost more than the database's work.
     """
     quote = connection.ops.quote_name
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    one = f"(%s, %s, %s, %s{cast}, %s, %s, %s, %s, %s)"
-    head = f"INSERT INTO {quote(Record._meta.db_table)} ({', '.join(quote(c) for c in _WRITTEN)}) VALUES "  # noqa: S608 (names only)
+    into = f"INSERT INTO {quote(Record._meta.db_table)} ({', '.join(quote(c) for c in _WRITTEN)}) "
     tail = f" ON CONFLICT ({quote('database_id')}, {quote('key')}) DO UPDATE SET " + ", ".join(
         f"{quote(c)} = excluded.{quote(c)}" for c in _REWRITTEN
     )
-    size = _rows_per_statement()
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The values every row shares once; per row its key, sort key, properties, search text and digest.
+            database_id, cycle, now = rows[0][0], rows[0][6], rows[0][7]
+            varying = json.dumps([row[1:6] for row in rows], ensure_ascii=False)
+            cursor.execute(
+                into  # noqa: S608 (names only)
+                + "SELECT %s::bigint, r->>0, r->>1, (r->>2)::jsonb, r->>3, r->>4, %s::integer, "
+                "%s::timestamptz, %s::timestamptz FROM json_array_elements(%s::json) AS r" + tail,
+                [database_id, cycle, now, now, varying],
+            )
+            return
+        one = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        size = _rows_per_statement()
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
-            cursor.execute(head + ", ".join([one] * len(chunk)) + tail, [v for row in chunk for v in row])
+            cursor.execute(into + "VALUES " + ", ".join([one] * len(chunk)) + tail, [v for row in chunk for v in row])
+
+
+def _stored_digests(database_id: int, keys: list[str]) -> dict[str, str]:
+    """Key -> digest of the database's records among `keys`: one indexed read (a few on SQLite)."""
+    if not keys:
+        return {}
+    quote = connection.ops.quote_name
+    head = f"SELECT {quote('key')}, {quote('digest')} FROM {quote(Record._meta.db_table)} WHERE {quote('database_id')} = %s AND {quote('key')}"  # noqa: S608 (names only)
+    found: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One JSON parameter, as in _upsert (psycopg dumps a list parameter element by element in
+            # Python), made an array once so the lookup stays an index scan (IN (SELECT ...) hash-joins
+            # against every record of the database).
+            cursor.execute(
+                head + " = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))", [database_id, json.dumps(keys)]
+            )
+            found.update(cursor.fetchall())
+        else:
+            size = _rows_per_statement() * len(_WRITTEN) - 1
+            for start in range(0, len(keys), size):
+                chunk = keys[start : start + size]
+                cursor.execute(f"{head} IN ({', '.join(['%s'] * len(chunk))})", [database_id, *chunk])
+                found.update(cursor.fetchall())
+    return found
 
 
 def apply_page(sync: Sync, page: Page, page_number: int) -> dict[str, int]:
@@ -179,15 +286,15 @@ def apply_page(sync: Sync, page: Page, page_number: int) -> dict[str, int]:
     the cycle's end knows they were seen without rewriting them.
     """
     database = sync.database
-    stored = dict(Record.objects.filter(database=database, key__in=list(page.upserts)).values_list("key", "digest"))
+    stored = _stored_digests(database.pk, list(page.upserts))
     # jsonb keeps no key order, so PostgreSQL can store the canonical text the digest is made of;
     # SQLite keeps the text as given, which the admin shows in the code's order.
     as_given = connection.vendor != "postgresql"
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     rows, unchanged, created = [], [], 0
+    prepared = page.prepared
     for key, properties in page.upserts.items():
-        canonical = _canonical(properties)
-        digest = _digest_of(canonical)
+        canonical, digest = prepared.get(key) or _prepare(properties)
         before = stored.get(key)
         if before == digest:
             unchanged.append(key)

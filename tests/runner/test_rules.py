@@ -150,3 +150,47 @@ def test_a_page_splits_upserts_and_deletes_the_last_change_of_a_key_winning():
 def test_a_bad_page_is_refused_naming_the_change(result, reason):
     with pytest.raises(InvalidSyncResult, match=reason):
         parse_page(a_sync(), result, 1)
+
+
+def nested(depth):
+    value = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("change", "state", "key", "title"),
+    [
+        (upsert("k", Title=builder.title("bad \ud800 title")), None, "k", "bad \ufffd title"),
+        (upsert("k", Title=builder.title("nul \x00 here")), None, "k", "nul \ufffd here"),
+        (upsert("key-\udfff", Title=builder.title("fine")), None, "key-\ufffd", "fine"),
+        (upsert("k", Title=builder.title("fine")), {"cursor": "\ud800"}, "k", "fine"),
+        ({**upsert("k", Title=builder.title("fine")), "note": "\ud800"}, None, "k", "fine"),
+        # Brackets inside text are not nesting: the page is taken as it is, whatever path checks it.
+        (upsert("k", Title=builder.title("[" * 80 + "{" * 80)), None, "k", "[" * 80 + "{" * 80),
+    ],
+)
+def test_a_page_with_bad_text_anywhere_is_stored_cleaned_with_the_digest_of_what_is_stored(change, state, key, title):
+    from connections.runner.syncs import content_digest
+
+    page = parse_page(a_sync(), {"changes": [change], "next_state": state}, 1)
+
+    assert list(page.upserts) == [key] and page.upserts[key]["Title"]["value"] == title
+    assert page.prepared[key][1] == content_digest(page.upserts[key])
+    assert page.next_state == (None if state is None else {"cursor": "\ufffd"})
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"changes": [upsert("k", Title={"type": "title", "value": nested(70)})]},
+        {"changes": [{**upsert("k", Title=builder.title("x")), "note": nested(70)}]},
+        {"changes": [upsert("k", Title=builder.title("x"))], "next_state": nested(70)},
+    ],
+)
+def test_a_page_nested_too_deep_anywhere_is_refused(result):
+    from connections.exceptions import InvalidJSONError
+
+    with pytest.raises(InvalidJSONError, match="nested more than 64 levels deep"):
+        parse_page(a_sync(), result, 1)
