@@ -195,8 +195,17 @@ def send(run: Run, *, countdown: float | None = None) -> None:
     name = TASK_NAMES[run.kind]
     run_id, task_id = run.pk, run.task_id
     options = limits.celery_options(run)
+    # argsrepr given, so Celery does not build it with its (slow) saferepr on every publish.
     transaction.on_commit(
-        lambda: current_app.send_task(name, args=[run_id], task_id=task_id, countdown=countdown, **options)
+        lambda: current_app.send_task(
+            name,
+            args=[run_id],
+            argsrepr=f"[{run_id}]",
+            kwargsrepr="{}",
+            task_id=task_id,
+            countdown=countdown,
+            **options,
+        )
     )
 
 
