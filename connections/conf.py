@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS_MCP_QUERY_MAX_LIMIT": 100,
     "WORKERS_MCP_MAX_BODY": 1024 * 1024,
     "WORKERS_WEB_THREADS": 8,
+    "WORKERS_PREPARED_STATEMENTS": True,
     # Relative to the project folder; empty: no heartbeat file.
     "WORKERS_BEAT_HEARTBEAT_FILE": ".run/beat.heartbeat",
 }
@@ -342,6 +343,12 @@ class AppSettings:
         """Django requests one web process (ASGI) runs at once, each in a thread with its own database
         connection; more wait for a free one rather than opening more connections."""
         return max(1, int(_setting("WORKERS_WEB_THREADS")))
+
+    @property
+    def PREPARED_STATEMENTS(self) -> bool:
+        """Whether the token hot path's statement is prepared on PostgreSQL (`connections/prepared.py`);
+        turn off behind a pooler in transaction mode that drops prepared statements."""
+        return bool(_setting("WORKERS_PREPARED_STATEMENTS"))
 
 
 app_settings = AppSettings()

@@ -251,3 +251,47 @@ def test_provider_echoing_what_we_sent_is_redacted(fake, fake_connected):
     assert refresh_token not in str(caught.value) and "[redacted]" in str(caught.value)
     conn.refresh_from_db()
     assert refresh_token not in conn.last_error
+
+
+def count_decryptions(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    from encrypted_model_fields import fields as emf
+
+    decrypted: list[bytes] = []
+    real = emf.CRYPTER.decrypt
+    monkeypatch.setattr(emf.CRYPTER, "decrypt", lambda token, *a: decrypted.append(token) or real(token, *a))
+    return decrypted
+
+
+def test_a_token_read_again_unchanged_is_not_decrypted_again(fake, fake_connected, monkeypatch):
+    decrypted = count_decryptions(monkeypatch)
+    token = access_token("fake", "fakeAuth")
+    assert [access_token("fake", "fakeAuth") for _ in range(5)] == [token] * 5
+    assert len(decrypted) <= 1  # none when this process decrypted it before (the fixture may have)
+
+    # A refresh elsewhere writes a new ciphertext: the row is read on every call, so it shows at once.
+    expire(fake_connected)
+    refreshed = access_token("fake", "fakeAuth")
+    assert refreshed != token and refreshed == fake.issued[-1]["access_token"]
+    assert access_token("fake", "fakeAuth") == refreshed
+
+
+def test_a_token_known_to_this_process_is_refused_under_another_key(fake, fake_connected, monkeypatch):
+    from cryptography.fernet import Fernet, MultiFernet
+    from encrypted_model_fields import fields as emf
+
+    from connections.exceptions import UndecryptableValue
+
+    token = access_token("fake", "fakeAuth")
+    monkeypatch.setattr(emf, "CRYPTER", MultiFernet([Fernet(Fernet.generate_key())]))
+    with pytest.raises(UndecryptableValue, match="FIELD_ENCRYPTION_KEY") as caught:
+        access_token("fake", "fakeAuth")
+    assert token not in str(caught.value)
+
+
+def test_a_token_not_decrypted_again_is_still_blanked_in_logs(fake, fake_connected):
+    from connections.logging import _seen, redact
+
+    token = access_token("fake", "fakeAuth")
+    _seen.clear()  # as if a thousand other values had been decrypted since
+    assert access_token("fake", "fakeAuth") == token
+    assert token not in redact(f"worker printed {token}")

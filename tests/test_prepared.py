@@ -1,0 +1,80 @@
+"""prepared_cursor(): the token hot path's statement is prepared on PostgreSQL, unless told not to."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
+
+from connections import prepared
+from connections.models import Connection, OAuthCapability, Worker
+from connections.oauth.tokens import access_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def connected() -> str:
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    worker = Worker.objects.create(slug="prep", module="prep")
+    capability = OAuthCapability.objects.create(
+        worker=worker,
+        key="prepAuth",
+        name="prep",
+        authorization_endpoint="https://example.test/a",
+        token_endpoint="https://example.test/t",
+        scope="read",
+    )
+    now = timezone.now()
+    Connection.objects.filter(capability=capability).delete()
+    Connection.objects.create(
+        capability=capability,
+        status=Connection.Status.CONNECTED,
+        access_token="prepared-token-value",
+        expires_at=now + timedelta(hours=1),
+        connected_at=now,
+    )
+    connection.close()  # a new connection: nothing prepared on it yet
+    return "prepared-token-value"
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_hot_path_statement_is_prepared_once_per_connection_and_still_counted(connected):
+    with CaptureQueriesContext(connection) as queries:
+        assert access_token("prep", "prepAuth") == connected
+        assert access_token("prep", "prepAuth") == connected
+    assert len(queries) == 2  # Django's query log and assertNumQueries still see it
+    hot = [s for s in prepared_statements() if "connections_oauthcapability" in s]
+    assert len(hot) == 1
+
+
+@pytest.mark.parametrize(
+    "settings_change",
+    [{"WORKERS_PREPARED_STATEMENTS": False}, {"OPTIONS": {"prepare_threshold": None}}],
+    ids=["turned-off", "project-chose"],
+)
+def test_nothing_is_prepared_when_turned_off_or_the_project_chose(connected, settings_change):
+    if "OPTIONS" in settings_change:
+        original = connection.settings_dict.get("OPTIONS")
+        connection.settings_dict["OPTIONS"] = {**(original or {}), **settings_change["OPTIONS"]}
+        change = override_settings()
+    else:
+        original = None
+        change = override_settings(**settings_change)
+    try:
+        with change:
+            assert not prepared.enabled()
+            assert access_token("prep", "prepAuth") == connected
+            assert prepared_statements() == []
+    finally:
+        if "OPTIONS" in settings_change:
+            connection.settings_dict["OPTIONS"] = original
