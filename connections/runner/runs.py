@@ -102,6 +102,11 @@ def is_alive(run: Run, now: datetime | None = None) -> bool:
     return True
 
 
+def _new_run(kind: str, worker: Any, target: str, *, trigger: str, **fields: Any) -> Run:
+    """An unsaved queued run: what create_run and create_run_if both insert."""
+    return Run(kind=kind, worker=worker, target=target, trigger=trigger, task_id=str(uuid.uuid4()), **fields)
+
+
 def create_run(
     kind: str,
     worker: Any,
@@ -113,17 +118,11 @@ def create_run(
     sync: Any = None,
     webhook_event: Any = None,
 ) -> Run:
-    return Run.objects.create(
-        kind=kind,
-        worker=worker,
-        target=target,
-        trigger=trigger,
-        input=input,
-        tool=tool,
-        sync=sync,
-        webhook_event=webhook_event,
-        task_id=str(uuid.uuid4()),
+    run = _new_run(
+        kind, worker, target, trigger=trigger, input=input, tool=tool, sync=sync, webhook_event=webhook_event
     )
+    run.save(force_insert=True, using=router.db_for_write(Run))
+    return run
 
 
 Condition = tuple[str, tuple[Any, ...]]
@@ -163,7 +162,7 @@ def create_run_if(where: Condition, kind: str, worker: Any, target: str, *, trig
     What reading a row then inserting would do in two round trips to the database; and the check
     and the write are one statement, so nothing (a deploy, a deactivation) can fall between them.
     """
-    run = Run(kind=kind, worker=worker, target=target, trigger=trigger, task_id=str(uuid.uuid4()), **fields)
+    run = _new_run(kind, worker, target, trigger=trigger, **fields)
     using = router.db_for_write(Run)
     template, columns = _insert_select(using)
     query = InsertQuery(Run)

@@ -30,28 +30,44 @@ def expire_all() -> None:
     Connection.objects.update(expires_at=timezone.now() - timedelta(seconds=5))
 
 
-def ask_at_once(worker: str, key: str, count: int) -> list[str]:
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-    lock = threading.Lock()
+class Askers:
+    """Threads calling access_token(), each on its own database connection, recording the token it
+    got (or the error in its place) and how many queries it made."""
 
-    def ask() -> None:
+    def __init__(self, worker: str = "fake", key: str = "fakeAuth", barrier: threading.Barrier | None = None) -> None:
+        self.worker, self.key, self.barrier = worker, key, barrier
+        self.results: list[str] = []
+        self.queries: list[int] = []
+        self._lock = threading.Lock()
+
+    def ask(self) -> None:
         try:
-            barrier.wait()
-            value = access_token(worker, key)
-        except Exception as exc:  # recorded, so the assertion shows what went wrong
+            if self.barrier is not None:
+                self.barrier.wait()
+            db_connection.ensure_connection()  # connecting is not one of the queries counted
+            with CaptureQueriesContext(db_connection) as captured:
+                value = access_token(self.worker, self.key)
+            with self._lock:
+                self.queries.append(len(captured))
+        except BaseException as exc:  # noqa: BLE001 (recorded, so the assertion shows what went wrong)
             value = f"error: {type(exc).__name__}: {exc}"
         finally:
             db_connection.close()
-        with lock:
-            results.append(value)
+        with self._lock:
+            self.results.append(value)
 
-    threads = [threading.Thread(target=ask) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
+    def start(self, count: int) -> list[threading.Thread]:
+        threads = [threading.Thread(target=self.ask) for _ in range(count)]
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def ask_at_once(worker: str, key: str, count: int) -> list[str]:
+    askers = Askers(worker, key, threading.Barrier(count))
+    for thread in askers.start(count):
         thread.join(timeout=120)
-    return results
+    return askers.results
 
 
 def test_sixteen_threads_one_refresh(fake, fake_connected):
@@ -69,30 +85,10 @@ def test_threads_asking_while_one_of_their_process_refreshes_take_its_token_with
     """16 threads of a worker process cost the database one waiter, not 16 (each with its lock wait)."""
     expire_all()
     fake.token_gate = threading.Event()
-    tokens: list[str] = []
-    queries: list[int] = []
-    lock = threading.Lock()
-
-    def ask() -> None:
-        try:
-            db_connection.ensure_connection()
-            with CaptureQueriesContext(db_connection) as captured:
-                value = access_token("fake", "fakeAuth")
-            with lock:
-                queries.append(len(captured))
-        except Exception as exc:  # recorded, so the assertion shows what went wrong
-            value = f"error: {type(exc).__name__}: {exc}"
-        finally:
-            db_connection.close()
-        with lock:
-            tokens.append(value)
-
-    first = threading.Thread(target=ask)
-    first.start()
+    askers = Askers()
+    (first,) = askers.start(1)
     assert fake.token_held.wait(60)  # the first caller is refreshing: the provider holds its answer
-    others = [threading.Thread(target=ask) for _ in range(15)]
-    for thread in others:
-        thread.start()
+    others = askers.start(15)
     # None can finish before the provider answers; a moment for all of them to be asking.
     others[-1].join(timeout=1)
     assert all(thread.is_alive() for thread in others)
@@ -100,8 +96,9 @@ def test_threads_asking_while_one_of_their_process_refreshes_take_its_token_with
     for thread in [first, *others]:
         thread.join(timeout=120)
     assert len(fake.refresh_requests) == 1
-    assert tokens == [fake.issued[-1]["access_token"]] * 16
+    assert askers.results == [fake.issued[-1]["access_token"]] * 16
     # The refresher's queries, then the others': none, or one read of the token just stored.
+    queries = askers.queries
     assert len(queries) == 16 and max(sorted(queries)[:15]) <= 1, queries
 
 
@@ -123,32 +120,18 @@ def test_threads_waiting_on_a_refresher_that_died_still_get_a_token(fake, fake_c
         return real_refresh(capability, refresh_token)
 
     monkeypatch.setattr(client, "refresh", stopped_first)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def ask() -> None:
-        try:
-            value = access_token("fake", "fakeAuth")
-        except BaseException as exc:  # noqa: BLE001 (recorded, so the assertion shows what went wrong)
-            value = f"error: {type(exc).__name__}"
-        finally:
-            db_connection.close()
-        with lock:
-            results.append(value)
-
-    first = threading.Thread(target=ask)
-    first.start()
+    askers = Askers()
+    (first,) = askers.start(1)
     assert asked.wait(60)
-    others = [threading.Thread(target=ask) for _ in range(7)]
-    for thread in others:
-        thread.start()
+    others = askers.start(7)
     others[-1].join(timeout=1)  # a moment for all of them to be waiting on the first
     stopped.set()
     for thread in [first, *others]:
         thread.join(timeout=120)
     assert len(fake.refresh_requests) == 1
     new_token = fake.issued[-1]["access_token"]
-    assert sorted(results) == sorted([new_token] * 7 + [f"error: {SoftTimeLimitExceeded.__name__}"])
+    outcomes = sorted(r if r == new_token else r.split(":")[1].strip() for r in askers.results)
+    assert outcomes == sorted([new_token] * 7 + [SoftTimeLimitExceeded.__name__]), askers.results
     conn = Connection.objects.get(pk=fake_connected.pk)
     assert conn.refresh_token == fake.issued[-1]["refresh_token"] and conn.status == Connection.Status.CONNECTED
 
