@@ -1,7 +1,10 @@
 """64 callers (4 processes x 16 threads) of access_token() on one expired token, against one lone refresh.
 
 Each caller is timed from a common start instant to its token, like the lone refresh (see
-`_callers`). The token endpoint is a small threaded HTTP server in this process that takes 200 ms
+`_callers`). Like the lone refresh, made on a connection that has run queries before, the callers
+are warm: each has handed out another capability's token on its connection, as in a worker that
+has run tasks before (a new PostgreSQL connection loads the tables' catalog entries on its first
+query). Callers on connections that have run nothing yet are measured too, in the detail. The token endpoint is a small threaded HTTP server in this process that takes 200 ms
 to answer, as a slow provider does. Every caller must get the new token from a single refresh request: the others
 wait on the connection's refresh lock and read what the first one stored.
 """
@@ -22,14 +25,17 @@ from .report import Context
 PROCESSES, THREADS = 4, 16
 DELAY = 0.2
 SLUG, KEY = "bench-stampede", "stampedeAuth"
+WARM_KEY = "warmAuth"  # a second capability, with a token that stays fresh
 
 
 class _Endpoint(BaseHTTPRequestHandler):
     requests = 0
+    arrived = 0.0  # when the last request arrived (perf_counter, the clock every caller times with)
     lock = threading.Lock()
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        _Endpoint.arrived = time.perf_counter()
         with _Endpoint.lock:
             _Endpoint.requests += 1
             n = _Endpoint.requests
@@ -61,6 +67,8 @@ def _token_endpoint() -> Iterator[str]:
 
 
 def _setup(token_endpoint: str) -> None:
+    from django.utils import timezone
+
     from connections.models import Connection, OAuthCapability, Worker
 
     worker, _ = Worker.objects.get_or_create(slug=SLUG, defaults={"module": "bench"})
@@ -77,6 +85,21 @@ def _setup(token_endpoint: str) -> None:
         },
     )
     Connection.objects.update_or_create(capability=capability, defaults={"status": Connection.Status.CONNECTED})
+    warm, _ = OAuthCapability.objects.update_or_create(
+        worker=worker,
+        key=WARM_KEY,
+        defaults={"name": "warm", "authorization_endpoint": token_endpoint, "token_endpoint": token_endpoint},
+    )
+    now = timezone.now()
+    Connection.objects.update_or_create(
+        capability=warm,
+        defaults={
+            "status": Connection.Status.CONNECTED,
+            "access_token": "warm-" + "w" * 35,
+            "expires_at": now + timedelta(days=1),
+            "connected_at": now,
+        },
+    )
 
 
 def _expire() -> None:
@@ -95,7 +118,10 @@ def _expire() -> None:
 
 
 def _caller_process(
-    ready: multiprocessing.Queue, start_at: multiprocessing.sharedctypes.Synchronized, results: multiprocessing.Queue
+    ready: multiprocessing.Queue,
+    start_at: multiprocessing.sharedctypes.Synchronized,
+    results: multiprocessing.Queue,
+    warm: bool,
 ) -> None:
     from django.db import connection
 
@@ -108,7 +134,13 @@ def _caller_process(
 
     def call() -> None:
         try:
-            connection.ensure_connection()  # before the start: connecting is not what is measured
+            # Before the start, as in a worker that has run tasks before: connected, and its
+            # connection has handed out a token (PostgreSQL loaded the tables' catalog entries).
+            # Cold: only connected, as a worker's first task after it started.
+            if warm:
+                access_token(SLUG, WARM_KEY)
+            else:
+                connection.ensure_connection()
             ready.put(None)
             while not start_at.value:
                 time.sleep(0.005)
@@ -131,9 +163,9 @@ def _caller_process(
     results.put((tokens, errors, max(done, default=0.0), max(late, default=0.0)))
 
 
-def _callers(fork: multiprocessing.context.BaseContext) -> tuple[float, float]:
-    """Seconds from the common start until every caller of every process has its token, and the
-    latest caller's lateness at the start.
+def _callers(fork: multiprocessing.context.BaseContext, *, warm: bool = True) -> tuple[float, float, float]:
+    """Seconds from the common start until every caller of every process has its token, the
+    latest caller's lateness at the start, and when the refresh request reached the provider.
 
     Measured like the lone refresh, from the call to the token: not the start signal's delivery
     (a multiprocessing.Event wakes its 64 waiters one after another, each needing its process's
@@ -145,7 +177,7 @@ def _callers(fork: multiprocessing.context.BaseContext) -> tuple[float, float]:
     connections.close_all()  # a forked child must not share this process's connection
     ready, results = fork.Queue(), fork.Queue()
     start_at = fork.Value("d", 0.0)
-    children = [fork.Process(target=_caller_process, args=(ready, start_at, results)) for _ in range(PROCESSES)]
+    children = [fork.Process(target=_caller_process, args=(ready, start_at, results, warm)) for _ in range(PROCESSES)]
     for child in children:
         child.start()
     for _ in range(PROCESSES * THREADS):
@@ -162,7 +194,7 @@ def _callers(fork: multiprocessing.context.BaseContext) -> tuple[float, float]:
         child.join(timeout=30)
     if errors or len(tokens) != PROCESSES * THREADS or len(set(tokens)) != 1:
         raise RuntimeError(f"{len(tokens)} tokens ({len(set(tokens))} different), errors: {errors[:3]}")
-    return finished - started, late
+    return finished - started, late, _Endpoint.arrived - started
 
 
 def run(ctx: Context) -> None:
@@ -170,7 +202,7 @@ def run(ctx: Context) -> None:
 
     rounds = ctx.scale(5, 2)
     fork = multiprocessing.get_context("fork")
-    lone, stampede, requests, fresh, late = [], [], [], [], []
+    lone, stampede, requests, fresh, late, cold, arrivals = [], [], [], [], [], [], []
     with _token_endpoint() as url:
         _setup(url)
         for _ in range(rounds):
@@ -183,13 +215,20 @@ def run(ctx: Context) -> None:
 
             _expire()
             _Endpoint.requests = 0
-            took, lateness = _callers(fork)
+            took, lateness, asked = _callers(fork)
             stampede.append(took)
+            arrivals.append(asked)
             requests.append(_Endpoint.requests)
-            took, _ = _callers(fork)  # the token is now fresh: what 64 callers cost without a refresh
+            took, _, _ = _callers(fork)  # the token is now fresh: what 64 callers cost without a refresh
             fresh.append(took)
             late.append(lateness)
-    lone_s, stampede_s = sorted(lone)[len(lone) // 2], sorted(stampede)[len(stampede) // 2]
+
+            _expire()  # again, with callers whose connections have not run a query yet
+            _Endpoint.requests = 0
+            took, _, _ = _callers(fork, warm=False)
+            cold.append(took)
+            requests.append(_Endpoint.requests)
+    lone_s, stampede_s, cold_s = (sorted(times)[len(times) // 2] for times in (lone, stampede, cold))
     callers = PROCESSES * THREADS
     ctx.figure(
         f"refresh requests for {callers} callers of one expired token",
@@ -206,7 +245,10 @@ def run(ctx: Context) -> None:
         detail=(
             f"{stampede_s * 1000:.0f} ms, median of {rounds} rounds; the same callers of a fresh token "
             f"(no refresh, no lock): {sorted(fresh)[len(fresh) // 2] * 1000:.0f} ms; the last caller to start "
-            f"began up to {max(late) * 1000:.0f} ms late (waiting for its process's GIL); "
-            f"rounds: {', '.join(f'{s * 1000:.0f}' for s in stampede)} ms, lone: {', '.join(f'{s * 1000:.0f}' for s in lone)} ms"
+            f"began up to {max(late) * 1000:.0f} ms late (waiting for its process's GIL); the refresh request "
+            f"reached the provider {', '.join(f'{s * 1000:.0f}' for s in arrivals)} ms after the start; "
+            f"rounds: {', '.join(f'{s * 1000:.0f}' for s in stampede)} ms, lone: {', '.join(f'{s * 1000:.0f}' for s in lone)} ms; "
+            f"callers whose connections had run no query yet (a worker's first task): {cold_s * 1000:.0f} ms, "
+            f"{cold_s / lone_s:.2f}x"
         ),
     )
