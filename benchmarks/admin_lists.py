@@ -71,6 +71,7 @@ def fill(size: int, *, start: int = 0, workers: int = WORKERS) -> None:
         WebhookRefusalCount,
         Worker,
     )
+    from connections.text import natural_sort_key
 
     now = timezone.now()
     if not start:
@@ -125,6 +126,7 @@ def fill(size: int, *, start: int = 0, workers: int = WORKERS) -> None:
                 Record(
                     database_id=databases[i % len(databases)],
                     key=f"rec-{i:07d}",
+                    sort_key=natural_sort_key(f"rec-{i:07d}"),  # as a sync stores it (bulk_create skips save())
                     properties={
                         "Name": {"type": "title", "value": f"Record {i}"},
                         "Done": {"type": "checkbox", "value": i % 2 == 0},

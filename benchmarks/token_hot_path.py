@@ -1,6 +1,6 @@
 """access_token() with a valid token against its floor: one indexed read plus one Fernet decryption.
 
-The floor reads through the same cursor as the hot path (`prepared_cursor`: a prepared statement on
+The floor reads through the same cursor as the hot path (`prepared.fetchone`: a prepared statement on
 PostgreSQL), so the ratio is what the hot path adds to the cheapest read, not what preparing saves.
 """
 
@@ -63,17 +63,15 @@ def _setup() -> int:
 
 def run(ctx: Context) -> None:
     rounds, calls = ctx.scale(7, 2), ctx.scale(2000, 200)
+    from connections import prepared
     from connections.oauth import tokens
     from connections.oauth.tokens import access_token
-    from connections.prepared import prepared_cursor
 
     pk = _setup()
     table = connection.ops.quote_name("connections_connection")
 
     def floor() -> str:
-        with prepared_cursor() as cursor:
-            cursor.execute(f"SELECT access_token FROM {table} WHERE id = %s", [pk])  # noqa: S608
-            (value,) = cursor.fetchone()
+        (value,) = prepared.fetchone(f"SELECT access_token FROM {table} WHERE id = %s", [pk])  # noqa: S608
         return emf.decrypt_str(value)
 
     def hot_path() -> str:

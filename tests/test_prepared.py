@@ -78,3 +78,32 @@ def test_nothing_is_prepared_when_turned_off_or_the_project_chose(connected, set
     finally:
         if "OPTIONS" in settings_change:
             connection.settings_dict["OPTIONS"] = original
+
+
+def test_a_statement_prepared_inside_a_rolled_back_transaction_still_serves(connected):
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert access_token("prep", "prepAuth") == connected
+        raise RuntimeError("the caller's transaction fails")
+    assert access_token("prep", "prepAuth") == connected
+
+
+def test_a_statement_the_server_forgot_costs_one_reconnect_not_an_error_per_call(connected):
+    """As behind a pooler that moved the session, or after DEALLOCATE: psycopg still thinks it is prepared."""
+    assert access_token("prep", "prepAuth") == connected
+    first = connection.connection
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert access_token("prep", "prepAuth") == connected
+    assert connection.connection is not first  # replaced, and prepared again on the new one
+    assert access_token("prep", "prepAuth") == connected
+    assert len([s for s in prepared_statements() if "connections_oauthcapability" in s]) == 1
+
+
+def test_other_statements_are_neither_prepared_nor_remembered(connected):
+    assert access_token("prep", "prepAuth") == connected
+    for i in range(10):
+        Worker.objects.filter(slug=f"other-{i}").exists()
+    assert connection.connection.prepare_threshold is None  # Django's own cursors as Django left them
+    assert [s for s in prepared_statements() if "connections_oauthcapability" not in s] == []

@@ -448,8 +448,10 @@ class RecordAdmin(CodeDefinedAdmin):
     list_select_related = ["database"]
     list_deferred = ("search_text", "database__properties")
     # Numbers in keys sort as numbers (2 before 10), on the (database, sort_key) index; the
-    # database's own ordering (worker slug, key) would join and sort every record.
-    ordering = ["database_id", "sort_key"]
+    # database's own ordering (worker slug, key) would join and sort every record. The id last
+    # makes the order total, so Django appends no "-pk" (which SQLite sorted the table for); it
+    # is the index's own tie-break on SQLite, and a sort of a few equal keys on PostgreSQL.
+    ordering = ["database_id", "sort_key", "id"]
     readonly_fields = ["properties_table"]
     fields = ["database", "key", "properties_table", "cycle", "created_at", "updated_at"]
 

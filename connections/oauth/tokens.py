@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cryptography.fernet import MultiFernet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as db
 from django.urls import NoReverseMatch, reverse
@@ -25,12 +26,11 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from encrypted_model_fields import fields as emf
 
-from .. import metrics
+from .. import metrics, prepared
 from ..conf import app_settings
 from ..exceptions import NotConnected, ReauthorizationRequired, TokenRefreshError, WorkerNotFound
 from ..logging import remember
 from ..models import Connection, TokenLifetime
-from ..prepared import prepared_cursor
 from . import client
 from .client import ProviderError, TokenResponse
 from .locks import refresh_lock
@@ -97,9 +97,10 @@ def _token_field() -> Any:
 # Ciphertext -> (the crypter that decrypted it, the token). Decryption is a third of the hot
 # path, and its answer depends only on the ciphertext and the key: a token read again unchanged is
 # not decrypted again, while the row is still read every time (status, expiry, a refresh elsewhere
-# all show). The tokens are already held in memory for log redaction (`logging.remember`).
-_decrypted: dict[str, tuple[Any, str]] = {}
-_DECRYPTED_MAX = 256
+# all show). It holds no more than log redaction holds (`logging.remember`), under the same bound
+# (WORKERS_LOG_REDACT_MAX_VALUES; 0 keeps nothing); a process that cycles through more tokens
+# than that decrypts as before.
+_decrypted: dict[str, tuple[MultiFernet, str]] = {}
 
 
 def _plain_token(ciphertext: str | None, conn: Any) -> str:
@@ -111,17 +112,17 @@ def _plain_token(ciphertext: str | None, conn: Any) -> str:
         remember(known[1])  # still blanked in logs, however many values were decrypted since
         return known[1]
     token = _token_field().from_db_value(ciphertext, None, conn) or ""
-    if len(_decrypted) >= _DECRYPTED_MAX:
+    limit = app_settings.LOG_REDACT_MAX_VALUES
+    if len(_decrypted) >= limit:
         _decrypted.clear()
-    _decrypted[ciphertext] = (crypter, token)
+    if limit > 0:
+        _decrypted[ciphertext] = (crypter, token)
     return token
 
 
 def _hot_read(worker: str, key: str) -> TokenRow:
     conn = connections[DEFAULT_DB_ALIAS]  # the proxy `db` looks the connection up on every attribute
-    with prepared_cursor(conn) as cursor:
-        cursor.execute(_hot_sql(conn.vendor), [worker, key])
-        row = cursor.fetchone()
+    row = prepared.fetchone(_hot_sql(conn.vendor), [worker, key], conn)
     if row is None:
         raise WorkerNotFound(f"Worker {worker} has no deployed OAuth capability {key!r}: run `workers deploy`.")
     pk, status, token, expires_at, connected_at, last_refreshed_at, last_error = row

@@ -295,3 +295,14 @@ def test_a_token_not_decrypted_again_is_still_blanked_in_logs(fake, fake_connect
     _seen.clear()  # as if a thousand other values had been decrypted since
     assert access_token("fake", "fakeAuth") == token
     assert token not in redact(f"worker printed {token}")
+
+
+def test_a_process_told_to_remember_no_values_keeps_no_token(fake, fake_connected, monkeypatch, settings):
+    from connections.oauth import tokens
+
+    settings.WORKERS_LOG_REDACT_MAX_VALUES = 0
+    tokens._decrypted.clear()
+    decrypted = count_decryptions(monkeypatch)
+    for _ in range(3):
+        access_token("fake", "fakeAuth")
+    assert len(decrypted) == 3 and tokens._decrypted == {}
