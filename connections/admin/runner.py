@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
@@ -99,6 +100,13 @@ class ScalableAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return QuickChangeList
 
+    def get_list_filter(self, request: HttpRequest) -> Sequence[Any]:
+        # A filter named by a foreign key ("worker") would list every related row on every page.
+        return [
+            (name, RelatedChoicesFilter) if isinstance(name, str) and self._related_model(name) else name
+            for name in super().get_list_filter(request)
+        ]
+
     def list_deferred_fields(self) -> list[str]:
         """`list_deferred`, and every encrypted column of the rows and of their list_select_related
         rows: a list decrypts nothing (each value would be decrypted on loading the row)."""
@@ -114,7 +122,10 @@ class ScalableAdmin(admin.ModelAdmin):
     def _related_model(self, path: str) -> Any:
         model = self.model
         for name in path.split("__"):
-            field = model._meta.get_field(name)
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                return None
             if not field.is_relation or field.many_to_many or field.one_to_many:
                 return None
             model = field.related_model

@@ -145,3 +145,19 @@ def test_the_records_page_is_read_in_the_index_order_without_sorting_the_table(a
         cursor.execute(f"EXPLAIN QUERY PLAN {page}")
         plan = " / ".join(row[-1] for row in cursor.fetchall())
     assert "record_natural_order" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_filter_by_worker_lists_a_bounded_number_and_still_filters_by_any(admin_client):
+    from connections.admin.runner import RelatedChoicesFilter
+
+    workers = Worker.objects.bulk_create(
+        Worker(slug=f"w{i:04d}", module="m") for i in range(RelatedChoicesFilter.LIMIT + 50)
+    )
+    last = workers[-1]
+    Pacer.objects.create(worker=workers[0], key="first", allowed_requests=1, interval_ms=1000)
+    Pacer.objects.create(worker=last, key="last", allowed_requests=1, interval_ms=1000)
+    for url in ("/admin/connections/oauthcapability/", "/admin/connections/pacer/", "/admin/connections/tool/"):
+        page = admin_client.get(url).content.decode()
+        assert page.count("worker__id__exact=") == RelatedChoicesFilter.LIMIT, url
+    filtered = admin_client.get(f"/admin/connections/pacer/?worker__id__exact={last.pk}").content.decode()
+    assert ">last<" in filtered and ">first<" not in filtered
