@@ -6,6 +6,7 @@ the token hot path's three-table join, planning is half the round trip (0.25 ms 
 through Django's cursor wrapper (errors wrapped, queries logged and counted). Only its own
 statements are prepared: psycopg's threshold, which Django leaves unset, is set for the one
 execution and unset again, so psycopg neither prepares nor keeps the text of any other statement.
+A statement that went stale makes its connection stop preparing (see `fetchone`).
 
 Off when WORKERS_PREPARED_STATEMENTS is false, and whenever the project configures
 `server_side_binding` or `prepare_threshold` itself (its choice stands); on SQLite, a plain cursor.
@@ -14,6 +15,7 @@ Off when WORKERS_PREPARED_STATEMENTS is false, and whenever the project configur
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +26,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from .conf import app_settings
 
 _USER_CHOICES = ("server_side_binding", "prepare_threshold")
+# The prepared statement is gone (a pooler gave this session another server; a DEALLOCATE), one by
+# that name exists there already (a pooler's server shared with another client), or its plan's
+# result changed under it (a migration altered a column it returns).
+_STALE = {"26000", "42P05", "0A000"}
+# Raw connections on which a prepared statement went stale: they run unprepared until replaced.
+_unprepared: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def enabled(conn: Any = db) -> bool:
@@ -33,9 +41,7 @@ def enabled(conn: Any = db) -> bool:
     from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
     options = conn.settings_dict.get("OPTIONS") or {}
-    pool = options.get("pool")
-    pool_kwargs = pool.get("kwargs", {}) if isinstance(pool, dict) else {}
-    return is_psycopg3 and not any(name in options or name in pool_kwargs for name in _USER_CHOICES)
+    return is_psycopg3 and not any(name in options for name in _USER_CHOICES)
 
 
 @functools.cache
@@ -57,12 +63,14 @@ def _preparing() -> type:
 
 
 def _prepared_cursor(conn: BaseDatabaseWrapper) -> Any:
+    """A Django cursor that prepares its statements, or None where this connection must not."""
     # What connection.cursor() does before it makes its cursor: health check, connect, thread check.
-    # A per-cursor time zone loader is not set: the site's TIME_ZONE is UTC, which Django sets on
-    # the connection itself.
+    # No per-cursor time zone loader: Django registers its loader on the connection when it connects.
     conn.close_if_health_check_failed()
     conn.ensure_connection()
     conn.validate_thread_sharing()
+    if conn.connection in _unprepared:
+        return None
     wrap = conn.make_debug_cursor if conn.queries_logged else conn.make_cursor
     with conn.wrap_database_errors:
         return wrap(_preparing()(conn.connection))
@@ -71,24 +79,24 @@ def _prepared_cursor(conn: BaseDatabaseWrapper) -> Any:
 def fetchone(sql: str, params: Sequence[Any], conn: Any = db) -> tuple[Any, ...] | None:
     """The first row of `sql` (with %s placeholders), prepared once per connection on PostgreSQL.
 
-    A prepared statement can go stale under the connection: a pooler in transaction mode that
-    moved it to a server without the statement, or a migration that changed the columns it returns.
-    Outside a transaction the connection is then replaced and the statement run once more,
-    unprepared, so a reader sees one slow call, not an error on every call until the connection
-    ages out. Inside one the error stands: the transaction has failed anyway.
+    A prepared statement can go stale under the connection (see _STALE). That connection then
+    stops preparing, and outside a transaction the statement runs again at once, unprepared, so a
+    reader sees one failed attempt, not an error on every call until the connection ages out.
+    Inside a transaction the error stands: the transaction has failed anyway. Any other error
+    (a timeout, an outage) is raised as it is, not retried.
     """
-    if not enabled(conn):
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    try:
-        with _prepared_cursor(conn) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    except DatabaseError:
-        if conn.in_atomic_block:
-            raise
-        conn.close()
-    with conn.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+    cursor = _prepared_cursor(conn) if enabled(conn) else None
+    if cursor is not None:
+        try:
+            with cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) not in _STALE:
+                raise
+            _unprepared.add(conn.connection)
+            if conn.in_atomic_block or not conn.get_autocommit():
+                raise
+    with conn.cursor() as plain:
+        plain.execute(sql, params)
+        return plain.fetchone()

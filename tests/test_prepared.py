@@ -89,16 +89,39 @@ def test_a_statement_prepared_inside_a_rolled_back_transaction_still_serves(conn
     assert access_token("prep", "prepAuth") == connected
 
 
-def test_a_statement_the_server_forgot_costs_one_reconnect_not_an_error_per_call(connected):
-    """As behind a pooler that moved the session, or after DEALLOCATE: psycopg still thinks it is prepared."""
+def test_a_statement_the_server_forgot_costs_one_attempt_not_an_error_per_call(connected):
+    """As behind a pooler that gave the session another server: psycopg still thinks it is prepared."""
     assert access_token("prep", "prepAuth") == connected
     first = connection.connection
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
+    with CaptureQueriesContext(connection) as queries:
+        assert access_token("prep", "prepAuth") == connected  # failed prepared, then read plainly
+        assert access_token("prep", "prepAuth") == connected  # this connection no longer prepares
+    assert len(queries) == 3
+    assert connection.connection is first  # kept: a caller's other cursors on it are not cut off
+    assert [s for s in prepared_statements() if "connections_oauthcapability" in s] == []
+
+
+def test_inside_a_transaction_a_stale_statement_fails_it_once(connected):
+    from django.db import DatabaseError, transaction
+
     assert access_token("prep", "prepAuth") == connected
-    assert connection.connection is not first  # replaced, and prepared again on the new one
-    assert access_token("prep", "prepAuth") == connected
-    assert len([s for s in prepared_statements() if "connections_oauthcapability" in s]) == 1
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        access_token("prep", "prepAuth")
+    with transaction.atomic():
+        assert access_token("prep", "prepAuth") == connected
+
+
+def test_other_errors_are_raised_not_retried(connected):
+    from django.db import DatabaseError
+
+    with CaptureQueriesContext(connection) as queries, pytest.raises(DatabaseError, match="division by zero"):
+        prepared.fetchone("SELECT 1 / %s", [0])
+    assert len(queries) == 1
+    assert prepared.fetchone("SELECT 1 / %s", [1]) == (1,)  # the connection still prepares
 
 
 def test_other_statements_are_neither_prepared_nor_remembered(connected):
@@ -106,4 +129,5 @@ def test_other_statements_are_neither_prepared_nor_remembered(connected):
     for i in range(10):
         Worker.objects.filter(slug=f"other-{i}").exists()
     assert connection.connection.prepare_threshold is None  # Django's own cursors as Django left them
+    assert not connection.connection._prepared._counts  # nor their statements' text kept (psycopg's cache)
     assert [s for s in prepared_statements() if "connections_oauthcapability" not in s] == []
