@@ -4,8 +4,9 @@ Each caller is timed from a common start instant to its token, like the lone ref
 `_callers`). Like the lone refresh, made on a connection that has run queries before, the callers
 are warm: each has handed out another capability's token on its connection, as in a worker that
 has run tasks before (a new PostgreSQL connection loads the tables' catalog entries on its first
-query). Callers on connections that have run nothing yet are measured too, in the detail. The token endpoint is a small threaded HTTP server in this process that takes 200 ms
-to answer, as a slow provider does. Every caller must get the new token from a single refresh request: the others
+query). Callers on connections that have run nothing yet are measured too, in the detail. The
+token endpoint is a small threaded HTTP server in this process that takes 200 ms to answer, as a
+slow provider does. Every caller must get the new token from a single refresh request: the others
 wait on the connection's refresh lock and read what the first one stored.
 """
 

@@ -1,4 +1,4 @@
-"""prepared_cursor(): the token hot path's statement is prepared on PostgreSQL, unless told not to."""
+"""prepared.fetchone(): the token hot path's statement is prepared on PostgreSQL, unless told not to."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from connections import prepared
@@ -30,7 +30,6 @@ def connected() -> str:
         scope="read",
     )
     now = timezone.now()
-    Connection.objects.filter(capability=capability).delete()
     Connection.objects.create(
         capability=capability,
         status=Connection.Status.CONNECTED,
@@ -57,27 +56,20 @@ def test_the_hot_path_statement_is_prepared_once_per_connection_and_still_counte
     assert len(hot) == 1
 
 
-@pytest.mark.parametrize(
-    "settings_change",
-    [{"WORKERS_PREPARED_STATEMENTS": False}, {"OPTIONS": {"prepare_threshold": None}}],
-    ids=["turned-off", "project-chose"],
-)
-def test_nothing_is_prepared_when_turned_off_or_the_project_chose(connected, settings_change):
-    if "OPTIONS" in settings_change:
-        original = connection.settings_dict.get("OPTIONS")
-        connection.settings_dict["OPTIONS"] = {**(original or {}), **settings_change["OPTIONS"]}
-        change = override_settings()
-    else:
-        original = None
-        change = override_settings(**settings_change)
-    try:
-        with change:
-            assert not prepared.enabled()
-            assert access_token("prep", "prepAuth") == connected
-            assert prepared_statements() == []
-    finally:
-        if "OPTIONS" in settings_change:
-            connection.settings_dict["OPTIONS"] = original
+def assert_nothing_prepared(token: str) -> None:
+    assert not prepared.enabled()
+    assert access_token("prep", "prepAuth") == token
+    assert prepared_statements() == []
+
+
+def test_nothing_is_prepared_when_turned_off(connected, settings):
+    settings.WORKERS_PREPARED_STATEMENTS = False
+    assert_nothing_prepared(connected)
+
+
+def test_nothing_is_prepared_when_the_project_chose_its_own_threshold(connected, monkeypatch):
+    monkeypatch.setitem(connection.settings_dict["OPTIONS"], "prepare_threshold", None)
+    assert_nothing_prepared(connected)
 
 
 def test_a_statement_prepared_inside_a_rolled_back_transaction_still_serves(connected):

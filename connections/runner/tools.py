@@ -92,12 +92,14 @@ def start_tool(worker: str, key: str, data: Any, *, trigger: str, send: bool = T
     against it, as on the first call.
     """
     run = None
-    if (worker, key) in _deployed:
+    remembered = (worker, key) in _deployed
+    if remembered:
         registry.get_tool(worker, key)  # the code must still define it: refused now rather than failed in the run
         run = _queue_if_current(worker, key, data, trigger)
     if run is None:
         tool = tool_row(worker, key)  # first: its error names the worker that has such a tool
-        registry.get_tool(worker, key)
+        if not remembered:
+            registry.get_tool(worker, key)
         _remember(tool)
         validate_input(tool, data)  # against the deployed schema, the one the admin's Run form is built from
         # No transaction of its own: the INSERT is one statement, and send() queues the task once
