@@ -557,6 +557,11 @@ class Run(models.Model):
     log = models.TextField(_("log output"), blank=True)
     progress = models.JSONField(_("progress"), default=dict, blank=True)
     task_id = models.CharField(max_length=255, blank=True)
+    # The broker did not take the run's message (down, unreachable): the beat task requeue_lost_runs
+    # sends it again. Set only on that failure, so a normal run costs no extra write.
+    unsent = models.BooleanField(
+        _("not sent"), default=False, help_text=_("The broker refused its message; it is sent again every minute.")
+    )
     # "host:pid" of the process executing the run, and its last sign of life: a run whose process
     # is gone (killed worker) can be told apart from one that is still working.
     owner = models.CharField(_("executed by"), max_length=300, blank=True)
@@ -589,6 +594,9 @@ class Run(models.Model):
         permissions = [("cancel_run", "Can cancel runs")]
         verbose_name = _("run")
         verbose_name_plural = _("runs")
+
+    # Why the broker refused this run's message, when runs.send found it did (not stored: `unsent` is).
+    send_error = ""
 
     def __str__(self) -> str:
         return f"{self.kind} {self.target} #{self.pk}"

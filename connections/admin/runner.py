@@ -31,6 +31,7 @@ from ..exceptions import InvalidJSONError, InvalidToolInputError, RunNotCancella
 from ..fields import EncryptedTextField
 from ..models import Record, Run, Sync, SyncedDatabase, Tool, Webhook, WebhookEvent, WebhookRefusalCount
 from ..runner.cancel import cancel_run
+from ..runner.runs import unsent_note
 from ..runner.syncs import start_sync
 from ..runner.tools import start_tool
 from ..sdk.jsonschema import node_type
@@ -313,7 +314,7 @@ class ToolAdmin(CodeDefinedAdmin):
             except WorkersError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Tool {tool.key} queued as run #{run.pk}.")
+                _report_queued(request, run, f"Tool {tool.key} queued as run #{run.pk}.")
                 return HttpResponseRedirect(reverse("admin:connections_run_change", args=[run.pk]))
         context = {
             **self.admin_site.each_context(request),
@@ -325,6 +326,13 @@ class ToolAdmin(CodeDefinedAdmin):
             "recent_runs": Run.objects.filter(tool=tool).order_by("-queued_at")[:10],
         }
         return TemplateResponse(request, "admin/connections/tool/run.html", context)
+
+
+def _report_queued(request: HttpRequest, run: Run, text: str) -> None:
+    if run.unsent:
+        messages.warning(request, unsent_note(run))
+    else:
+        messages.success(request, text)
 
 
 # --- syncs: Run now --------------------------------------------------------------------
@@ -355,6 +363,9 @@ class SyncAdmin(CodeDefinedAdmin):
         started = [start_sync(sync, trigger="admin") for sync in queryset.filter(is_active=True)]
         count = len(started)
         self.message_user(request, f"Queued {count} sync run{'s' if count != 1 else ''}.", messages.SUCCESS)
+        for run in started:
+            if run.unsent:
+                self.message_user(request, unsent_note(run), messages.WARNING)
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(require_POST(self.run_view))
@@ -375,7 +386,7 @@ class SyncAdmin(CodeDefinedAdmin):
             messages.error(request, _("This sync is no longer in the worker's code."))
             return HttpResponseRedirect(reverse("admin:connections_sync_change", args=[sync.pk]))
         run = start_sync(sync, trigger="admin")
-        messages.success(request, f"Sync {sync.key} queued as run #{run.pk}.")
+        _report_queued(request, run, f"Sync {sync.key} queued as run #{run.pk}.")
         return HttpResponseRedirect(reverse("admin:connections_run_change", args=[run.pk]))
 
 

@@ -253,6 +253,12 @@ def _fail_unless_succeeded(run: Run) -> None:
     raise CommandError(f"Run #{run.pk} failed: {run.error or 'no error recorded'}")
 
 
+def _fail_if_unsent(run: Run) -> None:
+    # Waiting would only time out: nothing reaches a worker until the broker answers again.
+    if run.unsent:
+        raise CommandError(f"{runs.unsent_note(run)} Check CELERY_BROKER_URL, or run it here with --local.")
+
+
 def handle_exec(command: Any, options: dict[str, Any]) -> None:
     # One line for malformed JSON, JSON nested too deep, and text that is not valid Unicode
     # (a \ud800 escape, or bytes from argv that are not UTF-8); start_tool checks again for every caller.
@@ -264,6 +270,7 @@ def handle_exec(command: Any, options: dict[str, Any]) -> None:
     if local:
         run = _local_loop(lambda: execute_tool(run.pk, local=True), command)
     else:
+        _fail_if_unsent(run)
         run = _wait(command, run, options, _retry_note(command))
     if run.code_mismatch:
         command.stderr.write(command.style.WARNING(run.code_warning))
@@ -293,6 +300,7 @@ def handle_sync_run(command: Any, options: dict[str, Any]) -> None:
     sync = sync_row(worker.slug, options["sync"])
     local = options["local"]
     run = start_sync(sync, trigger="cli-local" if local else "cli", send=not local)
+    _fail_if_unsent(run)
     command.stdout.write(f"Sync {sync.key} (run #{run.pk}, {sync.mode}) {'here' if local else 'queued'}...")
     shown = {"page": 0}
 

@@ -19,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 from ..conf import app_settings
 from ..exceptions import InvalidApiKey, InvalidToolInputError, WorkerNotFound
 from ..models import ApiKey
+from ..runner.runs import unsent_note
 from . import calls, catalog, databases, keys
 
 logger = logging.getLogger("connections.mcp")
@@ -97,6 +98,8 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
             run, done = await calls.in_thread(calls.start, entry, arguments, key)
         except (InvalidToolInputError, WorkerNotFound) as exc:
             return _error(str(exc))
+        if run.unsent:  # nothing reaches a worker until the broker answers: waiting would only time out
+            return _error(f"{unsent_note(run)} Follow it in the admin's runs or with `python manage.py workers runs`.")
 
         async def report(progress: float, message: str) -> None:
             # A no-op unless the client asked for progress (a progress token, in either protocol era).

@@ -30,6 +30,7 @@ from django.db.models import DateTimeField, F, Field, Model, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from .. import jsondata
 from ..conf import app_settings
@@ -39,6 +40,11 @@ from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which work
 from . import limits
 
 logger = logging.getLogger("connections.runner")
+
+# What a publish raises when the broker is down or unreachable (kombu wraps its transports' errors;
+# the embedded broker's file writes raise OSError).
+BROKER_ERRORS = (BrokerError, OSError)
+
 T = TypeVar("T")
 
 
@@ -190,22 +196,66 @@ TASK_NAMES = {
 
 
 def send(run: Run, *, countdown: float | None = None) -> None:
-    """Queue the run's Celery task once the surrounding transaction commits; the message holds the run id only."""
-    name = TASK_NAMES[run.kind]
-    run_id, task_id = run.pk, run.task_id
-    options = limits.celery_options(run)
-    # argsrepr given, so Celery does not build it with its (slow) saferepr on every publish.
-    transaction.on_commit(
-        lambda: current_app.send_task(
-            name,
-            args=[run_id],
-            argsrepr=f"[{run_id}]",
+    """Queue the run's Celery task once the surrounding transaction commits; the message holds the run id only.
+
+    A broker that does not take the message (down, unreachable) loses nothing: the run is kept,
+    marked `unsent` (in the database and on `run`, with the reason in `run.send_error`), and
+    requeue_lost_runs sends it again once the broker answers. Nothing is raised, so the commit that
+    stored the run (and a webhook's event) stands; a caller that waits for the run checks `run.unsent`.
+    """
+    transaction.on_commit(lambda: _publish(run, countdown))
+
+
+def _publish(run: Run, countdown: float | None) -> None:
+    try:
+        # argsrepr given, so Celery does not build it with its (slow) saferepr on every publish.
+        current_app.send_task(
+            TASK_NAMES[run.kind],
+            args=[run.pk],
+            argsrepr=f"[{run.pk}]",
             kwargsrepr="{}",
-            task_id=task_id,
+            task_id=run.task_id,
             countdown=countdown,
-            **options,
+            **limits.celery_options(run),
         )
+    except BROKER_ERRORS as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        Run.objects.filter(pk=run.pk).update(unsent=True)
+        run.unsent, run.send_error = True, reason
+        logger.warning(
+            "Run #%s is recorded but the broker did not take its message (%s); it is sent again once the broker answers.",
+            run.pk,
+            reason,
+        )
+        return
+    if run.unsent:
+        Run.objects.filter(pk=run.pk).update(unsent=False)
+        run.unsent, run.send_error = False, ""
+
+
+def unsent_note(run: Run) -> str:
+    """What to tell a person whose run the broker did not take (see send)."""
+    return (
+        f"Run #{run.pk} is recorded, but the broker did not take it ({run.send_error or 'unreachable'}); "
+        "it is sent again once the broker answers (requeue_lost_runs, every minute)."
     )
+
+
+def send_unsent(limit: int = 1000) -> tuple[int, int]:
+    """Send again the queued runs whose message the broker did not take: (sent, still unsent).
+
+    Oldest first; stops at the first refusal (the broker is still away: the next tick tries again).
+    A retry's countdown was not kept: such a run is sent for now. A message that did reach the
+    broker despite the error is harmless: the claim runs a run once however often it is delivered.
+    """
+    waiting = Run.objects.filter(unsent=True, status__in=(Run.Status.QUEUED, Run.Status.RETRYING)).order_by("pk")
+    sent = 0
+    for run in waiting[:limit]:
+        send(run)
+        if run.unsent:
+            return sent, waiting.count()
+        sent += 1
+    return sent, waiting.count()
 
 
 def claim(run_id: int) -> Run | None:

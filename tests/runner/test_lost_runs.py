@@ -1,7 +1,9 @@
-"""Runs left `running` by a dead process are queued again by the beat task, and finish on a live worker."""
+"""Runs left `running` by a dead process are queued again by the beat task, and finish on a live worker;
+runs whose message the broker did not take are kept and sent once it answers."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 
@@ -33,7 +35,7 @@ def claimed_by_a_dead_process(run: Run, attempts: int) -> None:
 def test_a_run_whose_process_died_is_requeued_and_finishes(runner_site, celery_worker):
     run = start_tool("runner-test", "add", {"a": 2, "b": 3}, trigger="test", send=False)
     claimed_by_a_dead_process(run, attempts=1)
-    assert requeue_lost_runs() == {"requeued": 1, "failed": 0}
+    assert requeue_lost_runs() == {"requeued": 1, "failed": 0, "sent": 0, "unsent": 0}
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 2
 
@@ -45,7 +47,68 @@ def test_a_run_alive_elsewhere_is_left_alone_and_one_dying_too_often_is_failed(r
     )
     doomed = start_tool("runner-test", "add", {"a": 1, "b": 2}, trigger="test", send=False)
     claimed_by_a_dead_process(doomed, attempts=99)
-    assert requeue_lost_runs() == {"requeued": 0, "failed": 1}
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 1, "sent": 0, "unsent": 0}
     doomed.refresh_from_db()
     assert doomed.status == Run.Status.FAILED and "died 99 time(s)" in doomed.error
     assert Run.objects.get(pk=alive.pk).status == Run.Status.RUNNING
+
+
+def dead_broker() -> str:
+    """A Redis URL where nothing listens: the broker is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def test_a_tool_run_the_broker_did_not_take_is_kept_and_sent_once_it_answers(runner_site, celery_worker):
+    done = runner_site.manage(
+        "workers",
+        "exec",
+        "add",
+        "--worker",
+        "runner-test",
+        "--input",
+        '{"a": 2, "b": 3}',
+        CELERY_BROKER_URL=dead_broker(),
+    )
+
+    assert done.returncode == 1
+    # The log's warning, then the command's one-line error: no traceback, no waiting for a timeout.
+    assert "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("CommandError: Run #") and "the broker did not take it" in last and "--local" in last
+    run = Run.objects.get()
+    assert run.status == Run.Status.QUEUED and run.unsent
+    # The broker answers again (this process's is up): the beat task sends it, a worker runs it once.
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0}
+    run = wait_for_run(run.pk)
+    assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 1
+    assert not run.unsent
+
+
+POST_A_WEBHOOK = """
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+answer = Client().post(
+    "/webhooks/runner-test/checked/", b'{"n": 1}', content_type="application/json", HTTP_X_TOKEN="let-me-in"
+)
+print(answer.status_code, answer.content.decode())
+"""
+
+
+def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answers(runner_site, celery_worker):
+    done = runner_site.manage("shell", "-v", "0", "-c", POST_A_WEBHOOK, CELERY_BROKER_URL=dead_broker())
+
+    assert done.returncode == 0, done.stderr
+    status, _, body = done.stdout.strip().splitlines()[-1].partition(" ")
+    assert status == "202"  # stored: the sender need not send it again
+    answer = json.loads(body)
+    run = Run.objects.get(pk=answer["run"])
+    assert run.status == Run.Status.QUEUED and run.unsent and run.webhook_event_id == answer["event"]
+    assert "did not take its message" in done.stderr and "let-me-in" not in done.stderr
+    assert requeue_lost_runs()["sent"] == 1
+    run = wait_for_run(run.pk)
+    assert run.status == Run.Status.SUCCEEDED and run.result == {"ok": True}
+    assert Run.objects.filter(webhook_event_id=answer["event"]).count() == 1
