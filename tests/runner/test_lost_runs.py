@@ -112,3 +112,30 @@ def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answe
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.SUCCEEDED and run.result == {"ok": True}
     assert Run.objects.filter(webhook_event_id=answer["event"]).count() == 1
+
+
+RUN_FROM_THE_ADMIN = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.test.utils import setup_test_environment
+from connections.models import Tool
+setup_test_environment()
+client = Client()
+client.force_login(get_user_model().objects.get(username="broker-test"))
+tool = Tool.objects.get(worker__slug="runner-test", key="add")
+answer = client.post(f"/admin/connections/tool/{tool.pk}/run/", {"a": "2", "b": "3"}, follow=True)
+print(answer.status_code, *[m.message for m in answer.context["messages"]], sep="\\n")
+"""
+
+
+def test_the_admin_warns_when_the_broker_did_not_take_a_run(runner_site, django_user_model):
+    django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
+
+    done = runner_site.manage("shell", "-v", "0", "-c", RUN_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker())
+
+    assert done.returncode == 0, done.stderr
+    status, *shown = done.stdout.strip().splitlines()
+    run = Run.objects.get()
+    assert status == "200" and run.unsent and run.status == Run.Status.QUEUED
+    # A warning instead of "queued as run #N": nothing will run until the broker answers.
+    assert len(shown) == 1 and shown[0].startswith(f"Run #{run.pk} is recorded, but the broker did not take it (")
