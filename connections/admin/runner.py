@@ -541,7 +541,7 @@ class RunAdmin(CodeDefinedAdmin):
     list_deferred = ("input", "result", "traceback", "log", "progress")
     ordering = ["-queued_at"]
     change_form_template = "admin/connections/run/change_form.html"
-    fields = ["kind", "worker", "target", "status", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
+    fields = ["kind", "worker", "target", "status", "unsent", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
               "duration_display", "cancel_requested_at", "cancelled_by", "owner", "code_display", "input_display", "result_display", "result_truncated", "progress_display",
               "error", "traceback_display", "log_display", "webhook_event"]  # fmt: skip
     readonly_fields = ["duration_display", "code_display", "input_display", "result_display", "progress_display",
@@ -585,6 +585,8 @@ class RunAdmin(CodeDefinedAdmin):
         # full text on hover, and on the run's page.
         if obj.status == Run.Status.RUNNING and obj.cancel_requested_at is not None:
             return f"Cancel requested by {obj.cancelled_by}"
+        if obj.unsent and obj.status in (Run.Status.QUEUED, Run.Status.RETRYING):
+            return _("Not sent yet: the broker refused its message (sent again every minute)")
         if not obj.error:
             return obj.code_warning or "-"
         line = obj.error.splitlines()[0] if obj.error.strip() else obj.error

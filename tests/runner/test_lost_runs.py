@@ -128,7 +128,7 @@ print(answer.status_code, *[m.message for m in answer.context["messages"]], sep=
 """
 
 
-def test_the_admin_warns_when_the_broker_did_not_take_a_run(runner_site, django_user_model):
+def test_the_admin_warns_when_the_broker_did_not_take_a_run(runner_site, django_user_model, client):
     django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
 
     done = runner_site.manage("shell", "-v", "0", "-c", RUN_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker())
@@ -139,3 +139,5 @@ def test_the_admin_warns_when_the_broker_did_not_take_a_run(runner_site, django_
     assert status == "200" and run.unsent and run.status == Run.Status.QUEUED
     # A warning instead of "queued as run #N": nothing will run until the broker answers.
     assert len(shown) == 1 and shown[0].startswith(f"Run #{run.pk} is recorded, but the broker did not take it (")
+    client.force_login(django_user_model.objects.get(username="broker-test"))
+    assert "Not sent yet: the broker refused its message" in client.get("/admin/connections/run/").text
