@@ -98,8 +98,10 @@ def requeue_lost_runs() -> dict[str, int]:
             )
             counts["failed"] += 1
             continue
+        run.unsent = False  # set again by send() if the broker refuses this message too
         runs.send(run)
-        counts["requeued"] += 1
+        if not run.unsent:  # refused: the next tick finds it still running in a dead process
+            counts["requeued"] += 1
     return counts
 
 

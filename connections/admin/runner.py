@@ -360,12 +360,17 @@ class SyncAdmin(CodeDefinedAdmin):
 
     @admin.action(description=_("Run the selected syncs now"), permissions=["run"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[Sync]) -> None:
-        started = [start_sync(sync, trigger="admin") for sync in queryset.filter(is_active=True)]
-        count = len(started)
-        self.message_user(request, f"Queued {count} sync run{'s' if count != 1 else ''}.", messages.SUCCESS)
-        for run in started:
+        count, refused = 0, None
+        for sync in queryset.filter(is_active=True):
+            run = start_sync(sync, trigger="admin")
             if run.unsent:
-                self.message_user(request, unsent_note(run), messages.WARNING)
+                refused = run  # the others would each wait out the broker too: left for another try
+                break
+            count += 1
+        if count or refused is None:
+            self.message_user(request, f"Queued {count} sync run{'s' if count != 1 else ''}.", messages.SUCCESS)
+        if refused is not None:
+            self.message_user(request, f"{unsent_note(refused)} The syncs after it were not started.", messages.WARNING)
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(require_POST(self.run_view))

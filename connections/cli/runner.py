@@ -18,7 +18,7 @@ from .. import jsondata
 from ..exceptions import RunNotCancellable
 from ..models import Run, Sync, Tool
 from ..runner import runs
-from ..runner.cancel import cancel_run
+from ..runner.cancel import cancel_run, withdraw_unsent
 from ..runner.syncs import execute_sync, start_sync, sync_row
 from ..runner.tools import execute_tool, start_tool
 from . import add_command, add_worker_option, positive_seconds, resolve_worker
@@ -253,10 +253,13 @@ def _fail_unless_succeeded(run: Run) -> None:
     raise CommandError(f"Run #{run.pk} failed: {run.error or 'no error recorded'}")
 
 
-def _fail_if_unsent(run: Run) -> None:
+def _fail_if_unsent(run: Run, command_name: str) -> None:
     # Waiting would only time out: nothing reaches a worker until the broker answers again.
-    if run.unsent:
-        raise CommandError(f"{runs.unsent_note(run)} Check CELERY_BROKER_URL, or run it here with --local.")
+    if withdraw_unsent(run, f"`workers {command_name}` (the broker did not take it)"):
+        raise CommandError(
+            f"The broker did not take run #{run.pk} ({run.send_error}), so it was cancelled before it ran. "
+            "Check CELERY_BROKER_URL, or run it here with --local."
+        )
 
 
 def handle_exec(command: Any, options: dict[str, Any]) -> None:
@@ -270,7 +273,7 @@ def handle_exec(command: Any, options: dict[str, Any]) -> None:
     if local:
         run = _local_loop(lambda: execute_tool(run.pk, local=True), command)
     else:
-        _fail_if_unsent(run)
+        _fail_if_unsent(run, "exec")
         run = _wait(command, run, options, _retry_note(command))
     if run.code_mismatch:
         command.stderr.write(command.style.WARNING(run.code_warning))
@@ -300,7 +303,7 @@ def handle_sync_run(command: Any, options: dict[str, Any]) -> None:
     sync = sync_row(worker.slug, options["sync"])
     local = options["local"]
     run = start_sync(sync, trigger="cli-local" if local else "cli", send=not local)
-    _fail_if_unsent(run)
+    _fail_if_unsent(run, "sync run")
     command.stdout.write(f"Sync {sync.key} (run #{run.pk}, {sync.mode}) {'here' if local else 'queued'}...")
     shown = {"page": 0}
 

@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from ..conf import app_settings
 from ..exceptions import InvalidApiKey, InvalidToolInputError, WorkerNotFound
 from ..models import ApiKey
-from ..runner.runs import unsent_note
+from ..runner.cancel import withdraw_unsent
 from . import calls, catalog, databases, keys
 
 logger = logging.getLogger("connections.mcp")
@@ -98,8 +98,15 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
             run, done = await calls.in_thread(calls.start, entry, arguments, key)
         except (InvalidToolInputError, WorkerNotFound) as exc:
             return _error(str(exc))
-        if run.unsent:  # nothing reaches a worker until the broker answers: waiting would only time out
-            return _error(f"{unsent_note(run)} Follow it in the admin's runs or with `python manage.py workers runs`.")
+        # Nothing reaches a worker until the broker answers: waiting would only time out, and the run
+        # must not start later, after the client has given up (or called again).
+        if await calls.in_thread(
+            withdraw_unsent, run, f"the MCP server (API key {key.name}; the broker did not take it)"
+        ):
+            # The broker's address and error stay in the server's log: the caller is outside the site.
+            return _error(
+                f"Run #{run.pk} could not be queued (the task queue is unavailable), so nothing ran. Try again later."
+            )
 
         async def report(progress: float, message: str) -> None:
             # A no-op unless the client asked for progress (a progress token, in either protocol era).

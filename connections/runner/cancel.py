@@ -71,6 +71,28 @@ def cancel_run(run_id: int, by: str) -> Cancellation:
     raise RunNotCancellable(f"Run #{run.pk} has already {_ended(run)}; there is nothing to cancel.")
 
 
+def withdraw_unsent(run: Run, by: str) -> bool:
+    """Cancel a run the broker did not take, if it has still not started; True when it was.
+
+    For a caller that waits for its run (a command, an MCP call): it gives up at once, and the run
+    must not start later, when a sweep sends it and nobody waits any more (or the caller has run it
+    another way). A run that reached a worker meanwhile is left alone.
+    """
+    if not run.unsent:
+        return False
+    now = timezone.now()
+    withdrawn = Run.objects.filter(pk=run.pk, unsent=True, status__in=Run.NOT_STARTED).update(
+        status=Run.Status.CANCELLED,
+        error=runs.cancelled_message(by, ran=False),
+        finished_at=now,
+        cancel_requested_at=now,
+        cancelled_by=by,
+    )
+    if withdrawn:
+        logger.info("Run %s cancelled by %s", run.pk, by, extra={"run_id": run.pk, "status": Run.Status.CANCELLED})
+    return bool(withdrawn)
+
+
 def _ended(run: Run) -> str:
     if run.status == Run.Status.CANCELLED:
         return "been cancelled"

@@ -41,8 +41,8 @@ from . import limits
 
 logger = logging.getLogger("connections.runner")
 
-# What a publish raises when the broker is down or unreachable (kombu wraps its transports' errors;
-# the embedded broker's file writes raise OSError).
+# What a publish raises when the broker is down or unreachable: kombu wraps its transports' errors,
+# but the embedded broker's missing queue folder raises FileNotFoundError as it is.
 BROKER_ERRORS = (BrokerError, OSError)
 
 T = TypeVar("T")
@@ -207,16 +207,17 @@ def send(run: Run, *, countdown: float | None = None) -> None:
 
 
 def _publish(run: Run, countdown: float | None) -> None:
+    name, options = TASK_NAMES[run.kind], limits.celery_options(run)
     try:
         # argsrepr given, so Celery does not build it with its (slow) saferepr on every publish.
         current_app.send_task(
-            TASK_NAMES[run.kind],
+            name,
             args=[run.pk],
             argsrepr=f"[{run.pk}]",
             kwargsrepr="{}",
             task_id=run.task_id,
             countdown=countdown,
-            **limits.celery_options(run),
+            **options,
         )
     except BROKER_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"[:300]
@@ -227,10 +228,6 @@ def _publish(run: Run, countdown: float | None) -> None:
             run.pk,
             reason,
         )
-        return
-    if run.unsent:
-        Run.objects.filter(pk=run.pk).update(unsent=False)
-        run.unsent, run.send_error = False, ""
 
 
 def unsent_note(run: Run) -> str:
@@ -245,15 +242,25 @@ def send_unsent(limit: int = 1000) -> tuple[int, int]:
     """Send again the queued runs whose message the broker did not take: (sent, still unsent).
 
     Oldest first; stops at the first refusal (the broker is still away: the next tick tries again).
-    A retry's countdown was not kept: such a run is sent for now. A message that did reach the
-    broker despite the error is harmless: the claim runs a run once however often it is delivered.
+    Each run is taken by clearing its flag in one conditional UPDATE, so two sweeps at once send it
+    once; a refusal sets the flag again. A retry's countdown was not kept: such a run is sent for
+    its next attempt now. A message that reached the broker despite the error is harmless: the
+    claim runs an attempt once however often it is delivered (and clears the flag).
     """
-    waiting = Run.objects.filter(unsent=True, status__in=(Run.Status.QUEUED, Run.Status.RETRYING)).order_by("pk")
+    waiting = Run.objects.filter(unsent=True, status__in=(Run.Status.QUEUED, Run.Status.RETRYING))
     sent = 0
-    for run in waiting[:limit]:
-        send(run)
+    # Only what the message needs: not the log, input or result of up to `limit` runs.
+    for run in (
+        waiting.order_by("pk")
+        .only("pk", "kind", "target", "task_id", "tool__time_limit")
+        .select_related("tool")[:limit]
+    ):
+        if not Run.objects.filter(pk=run.pk, unsent=True).update(unsent=False):
+            continue  # another sweep took it, or a worker claimed it
+        run.unsent = False
+        _publish(run, None)  # its row is committed: no transaction to wait for
         if run.unsent:
-            return sent, waiting.count()
+            break
         sent += 1
     return sent, waiting.count()
 
@@ -271,6 +278,8 @@ def claim(run_id: int) -> Run | None:
     claimable = Run.objects.filter(pk=run_id, status__in=(Run.Status.QUEUED, Run.Status.RETRYING))
     values = {
         "status": Run.Status.RUNNING,
+        # A run the broker was said to refuse has reached a worker after all: no sweep sends it again.
+        "unsent": False,
         "attempts": F("attempts") + 1,
         "owner": owner,
         "heartbeat_at": now,

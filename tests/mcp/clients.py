@@ -26,12 +26,14 @@ def over_http(endpoint: str, key: str, body: Callable[[Client], Awaitable[T]]) -
     return anyio.run(main)
 
 
-def over_stdio(site_url: str, modules: list[str], key_name: str, body: Callable[[Client], Awaitable[T]]) -> T:
+def over_stdio(
+    site_url: str, modules: list[str], key_name: str, body: Callable[[Client], Awaitable[T]], **env: str
+) -> T:
     params = StdioServerParameters(
         command=sys.executable,
         args=["manage.py", "workers", "mcp", "--key", key_name],
         cwd=str(ROOT),
-        env=subprocess_env(site_url, WORKER_MODULES=",".join(modules)),
+        env=subprocess_env(site_url, WORKER_MODULES=",".join(modules), **env),
     )
 
     async def main() -> T:

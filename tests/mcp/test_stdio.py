@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from mcp.shared.exceptions import MCPError
 
 from connections.models import Run
+from tests.conftest import dead_broker
 from tests.oauth_helpers import connect
 
 from .clients import over_stdio, text_of
@@ -47,3 +48,20 @@ def test_stdio_with_a_revoked_key_refuses_the_client(runner_site):
     done = runner_site.manage("workers", "mcp", "--key", "gone")
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == ["CommandError: The API key 'gone' was revoked."]
+
+
+def test_a_call_the_broker_does_not_take_is_an_error_at_once_and_never_runs(runner_site):
+    create_key(runner_site, "agent", "--workers", "runner-test")
+
+    async def body(client):
+        return await client.call_tool("runner-test__add", {"a": 1, "b": 2})
+
+    result = over_stdio(runner_site.url, runner_site.modules, "agent", body, CELERY_BROKER_URL=dead_broker())
+
+    assert result.is_error
+    run = Run.objects.get()
+    assert text_of(result) == (
+        f"Run #{run.pk} could not be queued (the task queue is unavailable), so nothing ran. Try again later."
+    )  # the broker's address and error are the site's business, not the client's
+    # Cancelled: a client that calls again gets one run, not this one too once the broker is back.
+    assert run.status == Run.Status.CANCELLED and run.attempts == 0 and run.api_key_name == "agent"

@@ -13,6 +13,7 @@ from django.utils import timezone
 from connections.models import Run
 from connections.runner.tools import start_tool
 from connections.tasks import requeue_lost_runs
+from tests.conftest import dead_broker
 
 from .conftest import wait_for_run
 
@@ -53,15 +54,7 @@ def test_a_run_alive_elsewhere_is_left_alone_and_one_dying_too_often_is_failed(r
     assert Run.objects.get(pk=alive.pk).status == Run.Status.RUNNING
 
 
-def dead_broker() -> str:
-    """A Redis URL where nothing listens: the broker is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-def test_a_tool_run_the_broker_did_not_take_is_kept_and_sent_once_it_answers(runner_site, celery_worker):
+def test_exec_gives_up_at_once_when_the_broker_does_not_take_the_run_and_it_never_runs(runner_site):
     done = runner_site.manage(
         "workers",
         "exec",
@@ -76,15 +69,16 @@ def test_a_tool_run_the_broker_did_not_take_is_kept_and_sent_once_it_answers(run
     assert done.returncode == 1
     # The log's warning, then the command's one-line error: no traceback, no waiting for a timeout.
     assert "Traceback" not in done.stderr, done.stderr
-    last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("CommandError: Run #") and "the broker did not take it" in last and "--local" in last
     run = Run.objects.get()
-    assert run.status == Run.Status.QUEUED and run.unsent
-    # The broker answers again (this process's is up): the beat task sends it, a worker runs it once.
-    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0}
-    run = wait_for_run(run.pk)
-    assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 1
-    assert not run.unsent
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"CommandError: The broker did not take run #{run.pk} (OperationalError: Error 111 connecting to")
+    )
+    assert "so it was cancelled before it ran" in done.stderr and "--local" in done.stderr
+    # Cancelled, not left to run behind the back of someone told to run it another way.
+    assert run.status == Run.Status.CANCELLED and run.attempts == 0
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0}
 
 
 POST_A_WEBHOOK = """
@@ -110,7 +104,7 @@ def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answe
     assert "did not take its message" in done.stderr and "let-me-in" not in done.stderr
     assert requeue_lost_runs()["sent"] == 1
     run = wait_for_run(run.pk)
-    assert run.status == Run.Status.SUCCEEDED and run.result == {"ok": True}
+    assert run.status == Run.Status.SUCCEEDED and run.result == {"ok": True} and not run.unsent
     assert Run.objects.filter(webhook_event_id=answer["event"]).count() == 1
 
 
@@ -128,7 +122,9 @@ print(answer.status_code, *[m.message for m in answer.context["messages"]], sep=
 """
 
 
-def test_the_admin_warns_when_the_broker_did_not_take_a_run(runner_site, django_user_model, client):
+def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_it_answers(
+    runner_site, celery_worker, django_user_model, client
+):
     django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
 
     done = runner_site.manage("shell", "-v", "0", "-c", RUN_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker())
@@ -141,3 +137,8 @@ def test_the_admin_warns_when_the_broker_did_not_take_a_run(runner_site, django_
     assert len(shown) == 1 and shown[0].startswith(f"Run #{run.pk} is recorded, but the broker did not take it (")
     client.force_login(django_user_model.objects.get(username="broker-test"))
     assert "Not sent yet: the broker refused its message" in client.get("/admin/connections/run/").text
+    # The broker answers again (this process's is up): the beat task sends it, a worker runs it once.
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0}
+    run = wait_for_run(run.pk)
+    assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 1
+    assert not run.unsent
