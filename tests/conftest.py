@@ -149,12 +149,13 @@ def database_url_for_subprocess() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def dead_broker() -> str:
-    """A Redis URL where nothing listens: the broker is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
+@pytest.fixture
+def dead_broker() -> Iterator[str]:
+    """A Redis URL whose connections are refused, as a broker that is down: a port this test holds
+    bound without listening, so nothing else can take it meanwhile."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"redis://127.0.0.1:{held.getsockname()[1]}/0"
 
 
 def subprocess_env(site_url: str, **extra: str) -> dict[str, str]:

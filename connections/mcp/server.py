@@ -98,15 +98,6 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
             run, done = await calls.in_thread(calls.start, entry, arguments, key)
         except (InvalidToolInputError, WorkerNotFound) as exc:
             return _error(str(exc))
-        # Nothing reaches a worker until the broker answers: waiting would only time out, and the run
-        # must not start later, after the client has given up (or called again).
-        if await calls.in_thread(
-            withdraw_unsent, run, f"the MCP server (API key {key.name}; the broker did not take it)"
-        ):
-            # The broker's address and error stay in the server's log: the caller is outside the site.
-            return _error(
-                f"Run #{run.pk} could not be queued (the task queue is unavailable), so nothing ran. Try again later."
-            )
 
         async def report(progress: float, message: str) -> None:
             # A no-op unless the client asked for progress (a progress token, in either protocol era).
@@ -114,6 +105,15 @@ def build_server(*, key_id: int | None = None) -> Server[Any]:
 
         timeout = app_settings.MCP_CALL_TIMEOUT
         try:
+            # Nothing reaches a worker until the broker answers: waiting would only time out, and the
+            # run must not start later, after the client has given up (or called again).
+            by = f"the MCP server (API key {key.name}; the broker did not take it)"
+            if run.unsent and await calls.in_thread(withdraw_unsent, run, by):
+                # The broker's address and error stay in the server's log: the caller is outside the site.
+                return _error(
+                    f"Run #{run.pk} could not be queued (the task queue is unavailable), so nothing ran. "
+                    "Try again later."
+                )
             finished = await calls.wait(run.pk, report, timeout, done)
         except anyio.get_cancelled_exc_class():
             # The client cancelled the request (or went away): the run must not start after all.

@@ -221,12 +221,12 @@ def _publish(run: Run, countdown: float | None) -> None:
         )
     except BROKER_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"[:300]
-        Run.objects.filter(pk=run.pk).update(unsent=True)
+        # Only while it has not started: a worker may have claimed it (the message got through
+        # despite the error), and a running run is sent again by the dead-process sweep if need be.
+        Run.objects.filter(pk=run.pk, status__in=Run.NOT_STARTED).update(unsent=True)
         run.unsent, run.send_error = True, reason
         logger.warning(
-            "Run #%s is recorded but the broker did not take its message (%s); it is sent again once the broker answers.",
-            run.pk,
-            reason,
+            "Run #%s is recorded but the broker did not take its message (%s): marked not sent.", run.pk, reason
         )
 
 
@@ -242,25 +242,22 @@ def send_unsent(limit: int = 1000) -> tuple[int, int]:
     """Send again the queued runs whose message the broker did not take: (sent, still unsent).
 
     Oldest first; stops at the first refusal (the broker is still away: the next tick tries again).
-    Each run is taken by clearing its flag in one conditional UPDATE, so two sweeps at once send it
-    once; a refusal sets the flag again. A retry's countdown was not kept: such a run is sent for
-    its next attempt now. A message that reached the broker despite the error is harmless: the
-    claim runs an attempt once however often it is delivered (and clears the flag).
+    The flag is cleared only once the broker took the message, so a sweep that dies halfway loses
+    nothing; a run sent twice (two sweeps at once, or a message that got through despite the error)
+    is claimed once per attempt. A retry's countdown was not kept: such a run is sent for its next
+    attempt now.
     """
-    waiting = Run.objects.filter(unsent=True, status__in=(Run.Status.QUEUED, Run.Status.RETRYING))
+    waiting = Run.objects.filter(unsent=True, status__in=Run.NOT_STARTED)
     sent = 0
     # Only what the message needs: not the log, input or result of up to `limit` runs.
-    for run in (
-        waiting.order_by("pk")
-        .only("pk", "kind", "target", "task_id", "tool__time_limit")
-        .select_related("tool")[:limit]
-    ):
-        if not Run.objects.filter(pk=run.pk, unsent=True).update(unsent=False):
-            continue  # another sweep took it, or a worker claimed it
+    fields = ("pk", "kind", "target", "task_id", "attempts", "tool__time_limit")
+    for run in waiting.order_by("pk").only(*fields).select_related("tool")[:limit]:
         run.unsent = False
         _publish(run, None)  # its row is committed: no transaction to wait for
         if run.unsent:
             break
+        # Unless a worker has claimed it since (and perhaps been refused its own retry's message).
+        Run.objects.filter(pk=run.pk, unsent=True, attempts=run.attempts).update(unsent=False)
         sent += 1
     return sent, waiting.count()
 
@@ -315,7 +312,8 @@ def _take_over(run_id: int, owner: str, now: datetime) -> Run | None:
         run.owner = owner
         run.heartbeat_at = now
         run.started_at = run.started_at or now
-        run.save(update_fields=["status", "attempts", "owner", "heartbeat_at", "started_at"])
+        run.unsent = False
+        run.save(update_fields=["status", "attempts", "owner", "heartbeat_at", "started_at", "unsent"])
     return run
 
 

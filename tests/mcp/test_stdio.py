@@ -7,7 +7,6 @@ from django.contrib.auth import get_user_model
 from mcp.shared.exceptions import MCPError
 
 from connections.models import Run
-from tests.conftest import dead_broker
 from tests.oauth_helpers import connect
 
 from .clients import over_stdio, text_of
@@ -50,13 +49,13 @@ def test_stdio_with_a_revoked_key_refuses_the_client(runner_site):
     assert done.stderr.strip().splitlines() == ["CommandError: The API key 'gone' was revoked."]
 
 
-def test_a_call_the_broker_does_not_take_is_an_error_at_once_and_never_runs(runner_site):
+def test_a_call_the_broker_does_not_take_is_an_error_at_once_and_never_runs(runner_site, dead_broker):
     create_key(runner_site, "agent", "--workers", "runner-test")
 
     async def body(client):
         return await client.call_tool("runner-test__add", {"a": 1, "b": 2})
 
-    result = over_stdio(runner_site.url, runner_site.modules, "agent", body, CELERY_BROKER_URL=dead_broker())
+    result = over_stdio(runner_site.url, runner_site.modules, "agent", body, CELERY_BROKER_URL=dead_broker)
 
     assert result.is_error
     run = Run.objects.get()

@@ -13,7 +13,6 @@ from django.utils import timezone
 from connections.models import Run
 from connections.runner.tools import start_tool
 from connections.tasks import requeue_lost_runs
-from tests.conftest import dead_broker
 
 from .conftest import wait_for_run
 
@@ -54,7 +53,7 @@ def test_a_run_alive_elsewhere_is_left_alone_and_one_dying_too_often_is_failed(r
     assert Run.objects.get(pk=alive.pk).status == Run.Status.RUNNING
 
 
-def test_exec_gives_up_at_once_when_the_broker_does_not_take_the_run_and_it_never_runs(runner_site):
+def test_exec_gives_up_at_once_when_the_broker_does_not_take_the_run_and_it_never_runs(runner_site, dead_broker):
     done = runner_site.manage(
         "workers",
         "exec",
@@ -63,7 +62,7 @@ def test_exec_gives_up_at_once_when_the_broker_does_not_take_the_run_and_it_neve
         "runner-test",
         "--input",
         '{"a": 2, "b": 3}',
-        CELERY_BROKER_URL=dead_broker(),
+        CELERY_BROKER_URL=dead_broker,
     )
 
     assert done.returncode == 1
@@ -81,6 +80,21 @@ def test_exec_gives_up_at_once_when_the_broker_does_not_take_the_run_and_it_neve
     assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0}
 
 
+def test_sync_run_gives_up_at_once_too_and_the_sync_is_free_for_the_next_run(runner_site, dead_broker):
+    done = runner_site.manage(
+        "workers", "sync", "run", "pagesSync", "--worker", "runner-test", CELERY_BROKER_URL=dead_broker
+    )
+
+    assert done.returncode == 1 and done.stdout == ""  # not "queued...": nothing was
+    run = Run.objects.get()
+    assert done.stderr.strip().splitlines()[-1].startswith(f"CommandError: The broker did not take run #{run.pk} (")
+    assert run.status == Run.Status.CANCELLED and run.attempts == 0
+    # What the message suggests works at once: the cancelled run holds nothing.
+    here = runner_site.manage("workers", "sync", "run", "pagesSync", "--worker", "runner-test", "--local")
+    assert here.returncode == 0, here.stderr
+    assert Run.objects.filter(status=Run.Status.SUCCEEDED, trigger="cli-local").count() == 1
+
+
 POST_A_WEBHOOK = """
 from django.test import Client
 from django.test.utils import setup_test_environment
@@ -92,8 +106,10 @@ print(answer.status_code, answer.content.decode())
 """
 
 
-def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answers(runner_site, celery_worker):
-    done = runner_site.manage("shell", "-v", "0", "-c", POST_A_WEBHOOK, CELERY_BROKER_URL=dead_broker())
+def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answers(
+    runner_site, celery_worker, dead_broker
+):
+    done = runner_site.manage("shell", "-v", "0", "-c", POST_A_WEBHOOK, CELERY_BROKER_URL=dead_broker)
 
     assert done.returncode == 0, done.stderr
     status, _, body = done.stdout.strip().splitlines()[-1].partition(" ")
@@ -123,11 +139,11 @@ print(answer.status_code, *[m.message for m in answer.context["messages"]], sep=
 
 
 def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_it_answers(
-    runner_site, celery_worker, django_user_model, client
+    runner_site, celery_worker, django_user_model, client, dead_broker
 ):
     django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
 
-    done = runner_site.manage("shell", "-v", "0", "-c", RUN_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker())
+    done = runner_site.manage("shell", "-v", "0", "-c", RUN_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker)
 
     assert done.returncode == 0, done.stderr
     status, *shown = done.stdout.strip().splitlines()
