@@ -158,3 +158,37 @@ def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 1
     assert not run.unsent
+
+
+RUN_SYNCS_FROM_THE_ADMIN = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.test.utils import setup_test_environment
+from connections.models import Sync
+setup_test_environment()
+client = Client()
+client.force_login(get_user_model().objects.get(username="broker-test"))
+chosen = Sync.objects.filter(worker__slug="runner-test", key__in=["pagesSync", "snapshotSync"]).order_by("pk")
+answer = client.post(
+    "/admin/connections/sync/",
+    {"action": "run_now", "_selected_action": [sync.pk for sync in chosen]},
+    follow=True,
+)
+print(answer.status_code, *[f"{m.level_tag}: {m.message}" for m in answer.context["messages"]], sep="\\n")
+"""
+
+
+def test_run_now_on_several_syncs_stops_at_the_first_the_broker_did_not_take(
+    runner_site, django_user_model, dead_broker
+):
+    django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
+
+    done = runner_site.manage("shell", "-v", "0", "-c", RUN_SYNCS_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker)
+
+    assert done.returncode == 0, done.stderr
+    status, *shown = done.stdout.strip().splitlines()
+    run = Run.objects.get()  # the second sync was not started: it would only have waited out the broker too
+    assert status == "200" and run.unsent and run.status == Run.Status.QUEUED
+    # One warning, and no "Queued 0 sync runs." beside it.
+    assert len(shown) == 1 and shown[0].startswith(f"warning: Run #{run.pk} is recorded, but the broker did not take")
+    assert shown[0].endswith("The syncs after it were not started.")
