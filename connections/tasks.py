@@ -98,9 +98,7 @@ def requeue_lost_runs() -> dict[str, int]:
             )
             counts["failed"] += 1
             continue
-        run.unsent = False  # set again by send() if the broker refuses this message too
-        runs.send(run)
-        if not run.unsent:  # refused: the next tick finds it still running in a dead process
+        if runs.publish(run):  # refused: the next tick finds it still running in a dead process
             counts["requeued"] += 1
     return counts
 

@@ -590,7 +590,7 @@ class RunAdmin(CodeDefinedAdmin):
         # full text on hover, and on the run's page.
         if obj.status == Run.Status.RUNNING and obj.cancel_requested_at is not None:
             return f"Cancel requested by {obj.cancelled_by}"
-        if obj.unsent and obj.status in (Run.Status.QUEUED, Run.Status.RETRYING):
+        if obj.unsent and obj.status in Run.NOT_STARTED:
             return _("Not sent yet: the broker refused its message (sent again every minute)")
         if not obj.error:
             return obj.code_warning or "-"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..exceptions import RunNotCancellable
@@ -43,13 +45,7 @@ def cancel_run(run_id: int, by: str) -> Cancellation:
     with transaction.atomic():
         # One conditional UPDATE each: a worker claiming the run at the same moment either sees it
         # cancelled, or has made it running first and the second UPDATE flags it.
-        stopped = Run.objects.filter(pk=run_id, status__in=Run.NOT_STARTED).update(
-            status=Run.Status.CANCELLED,
-            error=runs.cancelled_message(by, ran=False),
-            finished_at=now,
-            cancel_requested_at=now,
-            cancelled_by=by,
-        )
+        stopped = _cancel_unstarted(Run.objects.filter(pk=run_id), by, now)
         if not stopped:
             Run.objects.filter(pk=run_id, status=Run.Status.RUNNING, cancel_requested_at__isnull=True).update(
                 cancel_requested_at=now, cancelled_by=by
@@ -71,6 +67,17 @@ def cancel_run(run_id: int, by: str) -> Cancellation:
     raise RunNotCancellable(f"Run #{run.pk} has already {_ended(run)}; there is nothing to cancel.")
 
 
+def _cancel_unstarted(runs_: QuerySet[Run], by: str, now: datetime) -> int:
+    """Those of `runs_` not started yet, cancelled in one conditional UPDATE: how many."""
+    return runs_.filter(status__in=Run.NOT_STARTED).update(
+        status=Run.Status.CANCELLED,
+        error=runs.cancelled_message(by, ran=False),
+        finished_at=now,
+        cancel_requested_at=now,
+        cancelled_by=by,
+    )
+
+
 def withdraw_unsent(run: Run, by: str) -> bool:
     """Cancel a run the broker did not take, if it has still not started; True when it was.
 
@@ -80,14 +87,7 @@ def withdraw_unsent(run: Run, by: str) -> bool:
     """
     if not run.unsent:
         return False
-    now = timezone.now()
-    withdrawn = Run.objects.filter(pk=run.pk, unsent=True, status__in=Run.NOT_STARTED).update(
-        status=Run.Status.CANCELLED,
-        error=runs.cancelled_message(by, ran=False),
-        finished_at=now,
-        cancel_requested_at=now,
-        cancelled_by=by,
-    )
+    withdrawn = _cancel_unstarted(Run.objects.filter(pk=run.pk, unsent=True), by, timezone.now())
     if withdrawn:
         logger.info("Run %s cancelled by %s", run.pk, by, extra={"run_id": run.pk, "status": Run.Status.CANCELLED})
     return bool(withdrawn)

@@ -203,10 +203,11 @@ def send(run: Run, *, countdown: float | None = None) -> None:
     requeue_lost_runs sends it again once the broker answers. Nothing is raised, so the commit that
     stored the run (and a webhook's event) stands; a caller that waits for the run checks `run.unsent`.
     """
-    transaction.on_commit(lambda: _publish(run, countdown))
+    transaction.on_commit(lambda: publish(run, countdown))
 
 
-def _publish(run: Run, countdown: float | None) -> None:
+def publish(run: Run, countdown: float | None = None) -> bool:
+    """Send the run's message now (its row is committed); False when the broker refused it (see send)."""
     name, options = TASK_NAMES[run.kind], limits.celery_options(run)
     try:
         # argsrepr given, so Celery does not build it with its (slow) saferepr on every publish.
@@ -228,6 +229,8 @@ def _publish(run: Run, countdown: float | None) -> None:
         logger.warning(
             "Run #%s is recorded but the broker did not take its message (%s): marked not sent.", run.pk, reason
         )
+        return False
+    return True
 
 
 def unsent_note(run: Run) -> str:
@@ -252,9 +255,7 @@ def send_unsent(limit: int = 1000) -> tuple[int, int]:
     # Only what the message needs: not the log, input or result of up to `limit` runs.
     fields = ("pk", "kind", "target", "task_id", "attempts", "tool__time_limit")
     for run in waiting.order_by("pk").only(*fields).select_related("tool")[:limit]:
-        run.unsent = False
-        _publish(run, None)  # its row is committed: no transaction to wait for
-        if run.unsent:
+        if not publish(run):
             break
         # Unless a worker has claimed it since (and perhaps been refused its own retry's message).
         Run.objects.filter(pk=run.pk, unsent=True, attempts=run.attempts).update(unsent=False)

@@ -8,9 +8,10 @@ import socket
 import subprocess
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from connections.models import Run
+from connections.models import Run, Sync, Tool
 from connections.runner.tools import start_tool
 from connections.tasks import requeue_lost_runs
 
@@ -124,34 +125,44 @@ def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answe
     assert Run.objects.filter(webhook_event_id=answer["event"]).count() == 1
 
 
-RUN_FROM_THE_ADMIN = """
+# A staff member's POST in the admin, made in a process whose broker is down; prints the answer's
+# status and its messages, one a line.
+IN_THE_ADMIN = """
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.test.utils import setup_test_environment
-from connections.models import Tool
 setup_test_environment()
 client = Client()
 client.force_login(get_user_model().objects.get(username="broker-test"))
-tool = Tool.objects.get(worker__slug="runner-test", key="add")
-answer = client.post(f"/admin/connections/tool/{tool.pk}/run/", {"a": "2", "b": "3"}, follow=True)
-print(answer.status_code, *[m.message for m in answer.context["messages"]], sep="\\n")
+answer = client.post({path!r}, {data!r}, follow=True)
+print(answer.status_code, *[f"{{m.level_tag}}: {{m.message}}" for m in answer.context["messages"]], sep="\\n")
 """
 
 
-def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_it_answers(
-    runner_site, celery_worker, django_user_model, client, dead_broker
-):
-    django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
-
-    done = runner_site.manage("shell", "-v", "0", "-c", RUN_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker)
-
+def post_in_the_admin(site, broker: str, path: str, data: dict) -> tuple[str, list[str]]:
+    """`data` posted to `path` by the superuser "broker-test", with the broker at `broker`."""
+    get_user_model().objects.create_superuser("broker-test", "broker@example.test", "pw")
+    posted = IN_THE_ADMIN.format(path=path, data=data)
+    done = site.manage("shell", "-v", "0", "-c", posted, CELERY_BROKER_URL=broker)
     assert done.returncode == 0, done.stderr
     status, *shown = done.stdout.strip().splitlines()
+    return status, shown
+
+
+def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_it_answers(
+    runner_site, celery_worker, client, dead_broker
+):
+    tool = Tool.objects.get(worker__slug="runner-test", key="add")
+    status, shown = post_in_the_admin(
+        runner_site, dead_broker, f"/admin/connections/tool/{tool.pk}/run/", {"a": "2", "b": "3"}
+    )
+
     run = Run.objects.get()
     assert status == "200" and run.unsent and run.status == Run.Status.QUEUED
     # A warning instead of "queued as run #N": nothing will run until the broker answers.
-    assert len(shown) == 1 and shown[0].startswith(f"Run #{run.pk} is recorded, but the broker did not take it (")
-    client.force_login(django_user_model.objects.get(username="broker-test"))
+    assert len(shown) == 1
+    assert shown[0].startswith(f"warning: Run #{run.pk} is recorded, but the broker did not take it (")
+    client.force_login(get_user_model().objects.get(username="broker-test"))
     assert "Not sent yet: the broker refused its message" in client.get("/admin/connections/run/").text
     # The broker answers again (this process's is up): the beat task sends it, a worker runs it once.
     assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0}
@@ -160,33 +171,11 @@ def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_
     assert not run.unsent
 
 
-RUN_SYNCS_FROM_THE_ADMIN = """
-from django.contrib.auth import get_user_model
-from django.test import Client
-from django.test.utils import setup_test_environment
-from connections.models import Sync
-setup_test_environment()
-client = Client()
-client.force_login(get_user_model().objects.get(username="broker-test"))
-chosen = Sync.objects.filter(worker__slug="runner-test", key__in=["pagesSync", "snapshotSync"]).order_by("pk")
-answer = client.post(
-    "/admin/connections/sync/",
-    {"action": "run_now", "_selected_action": [sync.pk for sync in chosen]},
-    follow=True,
-)
-print(answer.status_code, *[f"{m.level_tag}: {m.message}" for m in answer.context["messages"]], sep="\\n")
-"""
+def test_run_now_on_several_syncs_stops_at_the_first_the_broker_did_not_take(runner_site, dead_broker):
+    chosen = Sync.objects.filter(worker__slug="runner-test", key__in=["pagesSync", "snapshotSync"]).order_by("pk")
+    run_now = {"action": "run_now", "_selected_action": [sync.pk for sync in chosen]}
+    status, shown = post_in_the_admin(runner_site, dead_broker, "/admin/connections/sync/", run_now)
 
-
-def test_run_now_on_several_syncs_stops_at_the_first_the_broker_did_not_take(
-    runner_site, django_user_model, dead_broker
-):
-    django_user_model.objects.create_superuser("broker-test", "broker@example.test", "pw")
-
-    done = runner_site.manage("shell", "-v", "0", "-c", RUN_SYNCS_FROM_THE_ADMIN, CELERY_BROKER_URL=dead_broker)
-
-    assert done.returncode == 0, done.stderr
-    status, *shown = done.stdout.strip().splitlines()
     run = Run.objects.get()  # the second sync was not started: it would only have waited out the broker too
     assert status == "200" and run.unsent and run.status == Run.Status.QUEUED
     # One warning, and no "Queued 0 sync runs." beside it.
