@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import DatabaseError
@@ -76,8 +76,8 @@ def _prepared_cursor(conn: BaseDatabaseWrapper) -> Any:
         return wrap(_preparing()(conn.connection))
 
 
-def fetchone(sql: str, params: Sequence[Any], conn: Any = db) -> tuple[Any, ...] | None:
-    """The first row of `sql` (with %s placeholders), prepared once per connection on PostgreSQL.
+def fetchone(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db) -> tuple[Any, ...] | None:
+    """The first row of `sql` (%s or %(name)s placeholders), prepared once per connection on PostgreSQL.
 
     A prepared statement can go stale under the connection (see _STALE). That connection then
     stops preparing, and outside a transaction the statement runs again at once, unprepared, so a

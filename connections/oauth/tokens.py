@@ -65,13 +65,15 @@ def _hot_sql(vendor: str) -> str:
         f"CAST(c.{name} AS TEXT)" if vendor == "sqlite" else f"c.{name}"
         for name in ("expires_at", "connected_at", "last_refreshed_at")
     )
-    # Only table and column names are interpolated; the values are query parameters.
+    # Only table and column names are interpolated; the values are query parameters. Named ones:
+    # SQLite's backend turns `%s` into `?` with a regular expression over the whole statement (7 us
+    # for this one, a tenth of the call), and named ones with one `%` formatting (1 us).
     return (
         f"SELECT c.id, c.status, c.access_token, {stamps}, c.last_error "  # noqa: S608
         f"FROM {q(Connection._meta.db_table)} c "
         f"JOIN {q(OAuthCapability._meta.db_table)} k ON k.id = c.capability_id "
         f"JOIN {q(Worker._meta.db_table)} w ON w.id = k.worker_id "
-        f"WHERE w.slug = %s AND k.{q('key')} = %s"
+        f"WHERE w.slug = %(worker)s AND k.{q('key')} = %(key)s"
     )
 
 
@@ -122,7 +124,7 @@ def _plain_token(ciphertext: str | None, conn: Any) -> str:
 
 def _hot_read(worker: str, key: str) -> TokenRow:
     conn = connections[DEFAULT_DB_ALIAS]  # the proxy `db` looks the connection up on every attribute
-    row = prepared.fetchone(_hot_sql(conn.vendor), [worker, key], conn)
+    row = prepared.fetchone(_hot_sql(conn.vendor), {"worker": worker, "key": key}, conn)
     if row is None:
         raise WorkerNotFound(f"Worker {worker} has no deployed OAuth capability {key!r}: run `workers deploy`.")
     pk, status, token, expires_at, connected_at, last_refreshed_at, last_error = row
