@@ -158,6 +158,38 @@ def dead_broker() -> Iterator[str]:
         yield f"redis://127.0.0.1:{held.getsockname()[1]}/0"
 
 
+@pytest.fixture
+def frozen_broker(tmp_path: Path) -> Iterator[str]:
+    """The URL of a real Redis that has stopped answering (SIGSTOP) without closing anything, as a
+    frozen or failed-over server, or a host that drops packets: connections open, commands hang."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as ping:
+                    ping.sendall(b"PING\r\n")
+                    if ping.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        server.send_signal(signal.SIGSTOP)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.terminate()
+        server.wait(10)
+
+
 def subprocess_env(site_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

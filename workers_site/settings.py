@@ -179,6 +179,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.1),
     }
 CELERY_BROKER_DIR = str(_broker_dir)
+# A broker that stops answering without closing its connections (a frozen or failed-over Redis, a
+# host that drops packets) held a publish for ever, and with it a webhook's request, `workers
+# exec` or the admin's Run form. Each connect and each command is bounded instead, and a publish is
+# tried twice, not four times (once more covers a pooled connection the server had closed); a run
+# whose message is refused is kept and sent again (connections/runner/runs.py `send`).
+_broker_timeout = env.float("CELERY_BROKER_TIMEOUT", default=3.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = _broker_timeout  # RabbitMQ: the connect and its handshake
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": _broker_timeout, "socket_connect_timeout": _broker_timeout}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

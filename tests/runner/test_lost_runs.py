@@ -81,6 +81,31 @@ def test_exec_gives_up_at_once_when_the_broker_does_not_take_the_run_and_it_neve
     assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0}
 
 
+def test_exec_gives_up_on_a_broker_that_hangs_instead_of_waiting_for_it(runner_site, frozen_broker):
+    """Connections open, nothing answers (a frozen Redis): the publish is bounded (CELERY_BROKER_TIMEOUT),
+    so the command ends with its one-line error, where it used to wait for ever."""
+    done = runner_site.manage(
+        "workers",
+        "exec",
+        "add",
+        "--worker",
+        "runner-test",
+        "--input",
+        '{"a": 2, "b": 3}',
+        CELERY_BROKER_URL=frozen_broker,
+        timeout=60,
+    )
+
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    run = Run.objects.get()
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"CommandError: The broker did not take run #{run.pk} (OperationalError: Timeout")
+    )
+    assert run.status == Run.Status.CANCELLED and run.attempts == 0
+
+
 def test_sync_run_gives_up_at_once_too_and_the_sync_is_free_for_the_next_run(runner_site, dead_broker):
     done = runner_site.manage(
         "workers", "sync", "run", "pagesSync", "--worker", "runner-test", CELERY_BROKER_URL=dead_broker
@@ -107,10 +132,13 @@ print(answer.status_code, answer.content.decode())
 """
 
 
+@pytest.mark.parametrize("broker", ["dead_broker", "frozen_broker"])
 def test_a_webhook_event_taken_while_the_broker_is_down_is_handled_once_it_answers(
-    runner_site, celery_worker, dead_broker
+    request, runner_site, celery_worker, broker
 ):
-    done = runner_site.manage("shell", "-v", "0", "-c", POST_A_WEBHOOK, CELERY_BROKER_URL=dead_broker)
+    # Down (refused) or hanging (accepts, never answers): either way the sender gets its answer.
+    url = request.getfixturevalue(broker)
+    done = runner_site.manage("shell", "-v", "0", "-c", POST_A_WEBHOOK, CELERY_BROKER_URL=url, timeout=60)
 
     assert done.returncode == 0, done.stderr
     status, _, body = done.stdout.strip().splitlines()[-1].partition(" ")
