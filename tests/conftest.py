@@ -5,16 +5,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+import redis
 import requests
 from django.conf import settings
 from django.db import connection
@@ -158,36 +161,81 @@ def dead_broker() -> Iterator[str]:
         yield f"redis://127.0.0.1:{held.getsockname()[1]}/0"
 
 
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (OSError, psycopg.Error, redis.RedisError, requests.RequestException):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class PrivateRedis:
+    """redis-server on a free port; `persistent` keeps its queues across a stop, as a broker's should."""
+
+    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server not installed")
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.persistent = persistent
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: redis.Redis(port=self.port).ping(), 20, "redis-server to answer")
+
+    def freeze(self) -> None:
+        """Stop the process (SIGSTOP): its port still takes connections, and nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server handles SIGTERM only once woken
+            self.proc.send_signal(signal.SIGTERM)  # SHUTDOWN: the append-only file is written first
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
 @pytest.fixture
 def frozen_broker(tmp_path: Path) -> Iterator[str]:
     """The URL of a real Redis that has stopped answering (SIGSTOP) without closing anything, as a
     frozen or failed-over server, or a host that drops packets: connections open, commands hang."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-    )
+    server = PrivateRedis(tmp_path / "redis")
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as ping:
-                    ping.sendall(b"PING\r\n")
-                    if ping.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        server.send_signal(signal.SIGSTOP)
-        yield f"redis://127.0.0.1:{port}/0"
+        server.freeze()
+        yield server.url
     finally:
-        server.send_signal(signal.SIGCONT)
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 def subprocess_env(site_url: str, **extra: str) -> dict[str, str]:

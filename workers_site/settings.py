@@ -180,15 +180,19 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_BROKER_DIR = str(_broker_dir)
 # A broker that stops answering without closing its connections (a frozen or failed-over Redis, a
-# host that drops packets) held a publish for ever, and with it a webhook's request, `workers
-# exec` or the admin's Run form. Each connect and each command is bounded instead, and a publish is
-# tried twice, not four times (once more covers a pooled connection the server had closed); a run
-# whose message is refused is kept and sent again (connections/runner/runs.py `send`).
+# host that drops packets) held a publish for ever on Redis, and with it a webhook's request,
+# `workers exec` or the admin's Run form: kombu's Redis transport sets no socket timeout. There each
+# connect and each command is bounded, and a publish is not retried (a retry reconnects and pings,
+# one more bound each; redis-py itself replaces a pooled connection the server had closed). On
+# RabbitMQ the bound covers the connect and its handshake, as Celery's own 4 s did. A run whose
+# message is refused is kept and sent again (connections/runner/runs.py `send`).
 _broker_timeout = env.float("CELERY_BROKER_TIMEOUT", default=3.0)
-CELERY_BROKER_CONNECTION_TIMEOUT = _broker_timeout  # RabbitMQ: the connect and its handshake
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+if not _broker_timeout > 0:
+    raise ImproperlyConfigured(f"CELERY_BROKER_TIMEOUT must be a number of seconds above 0, not {_broker_timeout}.")
+CELERY_BROKER_CONNECTION_TIMEOUT = _broker_timeout
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": _broker_timeout, "socket_connect_timeout": _broker_timeout}
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

@@ -11,23 +11,28 @@ import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import redis
 import requests
 
-from tests.conftest import ADMIN_PASSWORD, ROOT, CeleryWorker, csrf_from, start_celery_worker
+from tests.conftest import (  # noqa: F401  (PrivateRedis and wait_until: the tests here import them from this module)
+    ADMIN_PASSWORD,
+    ROOT,
+    CeleryWorker,
+    PrivateRedis,
+    csrf_from,
+    start_celery_worker,
+    wait_until,
+)
 from tests.oauth.fake_provider import FakeProvider, running
 
 from ..conftest import free_port
@@ -40,19 +45,6 @@ FINISHED = ("succeeded", "failed", "skipped", "cancelled")
 def _only_when_selected(request: pytest.FixtureRequest) -> None:
     if "multihost" not in (request.config.option.markexpr or ""):
         pytest.skip("the many-machines suite runs with `-m multihost` (see .ci/run)")
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (OSError, psycopg.Error, redis.RedisError, requests.RequestException):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 # --- servers of our own ------------------------------------------------------------------
@@ -118,48 +110,6 @@ class PrivatePostgres:
         with psycopg.connect(self.url.replace("postgres://", "postgresql://"), connect_timeout=5) as db:
             cursor = db.execute(query, params)
             return cursor.fetchall() if cursor.description else []
-
-
-class PrivateRedis:
-    """redis-server on a free port; `persistent` keeps its queues across a stop, as a broker's should."""
-
-    def __init__(self, folder: Path, *, persistent: bool = False) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.skip("redis-server not installed")
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.persistent = persistent
-        self.proc: subprocess.Popen[bytes] | None = None
-        folder.mkdir(parents=True, exist_ok=True)
-        self.start()
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                str(self.folder),
-                "--appendonly",
-                "yes" if self.persistent else "no",
-                "--appendfsync",
-                "always",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: redis.Redis(port=self.port).ping(), 20, "redis-server to answer")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # SHUTDOWN: the append-only file is written first
-            self.proc.wait(timeout=30)
 
 
 class RabbitVhost:

@@ -15,6 +15,7 @@ from connections.models import Run, Sync, Tool
 from connections.runner.tools import start_tool
 from connections.tasks import requeue_lost_runs
 
+from ..conftest import PrivateRedis
 from .conftest import wait_for_run
 
 pytestmark = pytest.mark.celery
@@ -104,6 +105,38 @@ def test_exec_gives_up_on_a_broker_that_hangs_instead_of_waiting_for_it(runner_s
         .startswith(f"CommandError: The broker did not take run #{run.pk} (OperationalError: Timeout")
     )
     assert run.status == Run.Status.CANCELLED and run.attempts == 0
+
+
+SEND_THEN_FREEZE = """
+import os, signal
+from connections.runner.tools import start_tool
+before = start_tool("runner-test", "add", {"a": 1, "b": 1}, trigger="test")
+os.kill(int(os.environ["BROKER_PID"]), signal.SIGSTOP)
+after = start_tool("runner-test", "add", {"a": 2, "b": 2}, trigger="test")
+print(before.unsent, after.unsent)
+"""
+
+
+def test_a_process_already_connected_to_the_broker_gives_up_on_it_when_it_hangs_too(runner_site, tmp_path):
+    """As a web server's process is: its pooled connection stays open while the server stops answering."""
+    broker = PrivateRedis(tmp_path / "redis")
+    try:
+        done = runner_site.manage(
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            SEND_THEN_FREEZE,
+            CELERY_BROKER_URL=broker.url,
+            BROKER_PID=str(broker.proc.pid),
+            timeout=60,
+        )
+    finally:
+        broker.stop()
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]  # sent while it answered; kept, marked not sent, after
+    assert list(Run.objects.order_by("pk").values_list("unsent", flat=True)) == [False, True]
 
 
 def test_sync_run_gives_up_at_once_too_and_the_sync_is_free_for_the_next_run(runner_site, dead_broker):
