@@ -104,6 +104,13 @@ else:
     # A kept connection is checked once before its first query of a request or task, so one the
     # server dropped meanwhile (restart, failover, idle timeout) is replaced rather than failing it.
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # libpq waits for ever on a server that takes the connection and never answers (frozen, or
+        # behind a host that drops packets): a command, a task or a request hung with it. A
+        # `connect_timeout` given in DATABASE_URL's query string stands.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
+        )
 # Seconds a Celery pool process keeps its database connection across tasks (workers_site/celery.py):
 # a new PostgreSQL connection for every run was half of a trivial run's cost. 0 closes it after
 # each task, as Celery does by default. SQLite's connections are always closed (nothing to save).
