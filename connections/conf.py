@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "WORKERS_RETRY_BACKOFF": 2.0,
     "WORKERS_RETRY_BACKOFF_MAX": 600.0,
     "WORKERS_RUN_LEASE": 120,
+    "WORKERS_RUN_RESEND_AFTER": 3600,
     "WORKERS_RUN_CANCEL_CHECK": 5.0,
     "WORKERS_SYNC_MAX_PAGES": 1000,
     "WORKERS_RUN_RETENTION_DAYS": 30.0,
@@ -206,6 +207,11 @@ class AppSettings:
     def RUN_LEASE(self) -> int:
         """Seconds without a heartbeat after which a running run on another machine counts as lost."""
         return int(_setting("WORKERS_RUN_LEASE"))
+
+    @property
+    def RUN_RESEND_AFTER(self) -> int:
+        """Seconds after which a not-started run that no worker took is sent again (its message was lost)."""
+        return int(_setting("WORKERS_RUN_RESEND_AFTER"))
 
     @property
     def RUN_CANCEL_CHECK(self) -> float:

@@ -562,6 +562,10 @@ class Run(models.Model):
     unsent = models.BooleanField(
         _("not sent"), default=False, help_text=_("The broker refused its message; it is sent again every minute.")
     )
+    # When a not-started run's message is due at a worker, where not at queued_at: a retry's end of
+    # backoff, or the last time requeue_lost_runs sent it again. A run no worker has taken long after
+    # that lost its message (see runs.send_overdue). Set with writes the run makes anyway.
+    due_at = models.DateTimeField(_("due"), null=True, blank=True, editable=False)
     # "host:pid" of the process executing the run, and its last sign of life: a run whose process
     # is gone (killed worker) can be told apart from one that is still working.
     owner = models.CharField(_("executed by"), max_length=300, blank=True)

@@ -74,8 +74,8 @@ def run_scheduled_sync(sync_id: int) -> str:
 
 @shared_task(ignore_result=True)
 def requeue_lost_runs() -> dict[str, int]:
-    """Runs left `running` by a process that died are queued again (beat, every minute), and runs
-    whose message the broker did not take are sent again.
+    """Runs left `running` by a process that died are queued again (beat, every minute); runs whose
+    message the broker did not take, or lost, are sent again.
 
     The embedded broker does not redeliver a message once a worker read it, and Redis only after
     its visibility timeout; the runner's claim takes the run over from the dead process. A run
@@ -86,7 +86,7 @@ def requeue_lost_runs() -> dict[str, int]:
     from .conf import app_settings
 
     sent, unsent = runs.send_unsent()
-    counts = {"requeued": 0, "failed": 0, "sent": sent, "unsent": unsent}
+    counts = {"requeued": 0, "failed": 0, "sent": sent, "unsent": unsent, "overdue": runs.send_overdue()}
     for run in Run.objects.filter(status=Run.Status.RUNNING).select_related("worker"):
         if runs.is_alive(run):
             continue

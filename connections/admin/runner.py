@@ -546,11 +546,11 @@ class RunAdmin(CodeDefinedAdmin):
     list_deferred = ("input", "result", "traceback", "log", "progress")
     ordering = ["-queued_at"]
     change_form_template = "admin/connections/run/change_form.html"
-    fields = ["kind", "worker", "target", "status", "unsent", "trigger", "api_key_name", "attempts", "queued_at", "started_at", "finished_at",
-              "duration_display", "cancel_requested_at", "cancelled_by", "owner", "code_display", "input_display", "result_display", "result_truncated", "progress_display",
+    fields = ["kind", "worker", "target", "status", "unsent", "trigger", "api_key_name", "attempts", "queued_at", "due_at", "started_at",
+              "finished_at", "duration_display", "cancel_requested_at", "cancelled_by", "owner", "code_display", "input_display", "result_display", "result_truncated", "progress_display",
               "error", "traceback_display", "log_display", "webhook_event"]  # fmt: skip
-    readonly_fields = ["duration_display", "code_display", "input_display", "result_display", "progress_display",
-                       "traceback_display", "log_display"]  # fmt: skip
+    readonly_fields = ["due_at", "duration_display", "code_display", "input_display", "result_display",
+                       "progress_display", "traceback_display", "log_display"]  # fmt: skip
     actions = ["cancel_selected"]
 
     def has_cancel_permission(self, request: HttpRequest) -> bool:

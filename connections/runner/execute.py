@@ -9,9 +9,11 @@ import sys
 import threading
 from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 from .. import jsondata, registry
 from ..conf import app_settings
@@ -212,5 +214,6 @@ def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText
         runs.finish(run, Run.Status.FAILED, error=redact(message, secrets), **fields)
         return runs.Outcome(run)
     note = f"{message} (attempt {run.attempts} of {app_settings.TASK_MAX_RETRIES + 1}; retrying in {delay:.1f} s)"
-    runs.finish(run, Run.Status.RETRYING, error=redact(note, secrets), **fields)
+    due = timezone.now() + timedelta(seconds=delay)
+    runs.finish(run, Run.Status.RETRYING, error=redact(note, secrets), due_at=due, **fields)
     return runs.Outcome(run, retry_in=delay)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from celery import current_app
@@ -241,6 +241,11 @@ def unsent_note(run: Run) -> str:
     )
 
 
+# What a run's message needs, for the sweeps that send it again: not the log, input or result of
+# up to a thousand runs.
+_MESSAGE_FIELDS = ("pk", "kind", "target", "task_id", "attempts", "tool__time_limit")
+
+
 def send_unsent(limit: int = 1000) -> tuple[int, int]:
     """Send again the queued runs whose message the broker did not take: (sent, still unsent).
 
@@ -252,15 +257,40 @@ def send_unsent(limit: int = 1000) -> tuple[int, int]:
     """
     waiting = Run.objects.filter(unsent=True, status__in=Run.NOT_STARTED)
     sent = 0
-    # Only what the message needs: not the log, input or result of up to `limit` runs.
-    fields = ("pk", "kind", "target", "task_id", "attempts", "tool__time_limit")
-    for run in waiting.order_by("pk").only(*fields).select_related("tool")[:limit]:
+    for run in waiting.order_by("pk").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
         if not publish(run):
             break
         # Unless a worker has claimed it since (and perhaps been refused its own retry's message).
         Run.objects.filter(pk=run.pk, unsent=True, attempts=run.attempts).update(unsent=False)
         sent += 1
     return sent, waiting.count()
+
+
+def send_overdue(limit: int = 1000) -> int:
+    """Send again the not-started runs that no worker took within RUN_RESEND_AFTER seconds of being due.
+
+    Their message was lost after the broker took it (a Redis restarted without persistence), or
+    never sent (the process died between the commit and the publish). A run still waiting in a long
+    queue is sent twice, and claimed once. Each is sent at most once a RUN_RESEND_AFTER: its `due_at`
+    moves to now, after the publish (a sweep that dies in between sends it again, which is harmless).
+    """
+    cutoff = timezone.now() - timedelta(seconds=app_settings.RUN_RESEND_AFTER)
+    overdue = (
+        Run.objects.filter(status__in=Run.NOT_STARTED, unsent=False)
+        .alias(due=Coalesce("due_at", "queued_at"))
+        .filter(due__lt=cutoff)
+    )
+    sent = 0
+    for run in overdue.order_by("pk").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
+        if not publish(run):  # refused: flagged unsent, for send_unsent at the next tick
+            break
+        Run.objects.filter(pk=run.pk, status__in=Run.NOT_STARTED, attempts=run.attempts).update(due_at=timezone.now())
+        sent += 1
+    if sent:
+        logger.warning(
+            "%s queued run(s) no worker took within %s s were sent again.", sent, app_settings.RUN_RESEND_AFTER
+        )
+    return sent
 
 
 def claim(run_id: int) -> Run | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -37,7 +38,7 @@ def claimed_by_a_dead_process(run: Run, attempts: int) -> None:
 def test_a_run_whose_process_died_is_requeued_and_finishes(runner_site, celery_worker):
     run = start_tool("runner-test", "add", {"a": 2, "b": 3}, trigger="test", send=False)
     claimed_by_a_dead_process(run, attempts=1)
-    assert requeue_lost_runs() == {"requeued": 1, "failed": 0, "sent": 0, "unsent": 0}
+    assert requeue_lost_runs() == {"requeued": 1, "failed": 0, "sent": 0, "unsent": 0, "overdue": 0}
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 2
 
@@ -49,10 +50,40 @@ def test_a_run_alive_elsewhere_is_left_alone_and_one_dying_too_often_is_failed(r
     )
     doomed = start_tool("runner-test", "add", {"a": 1, "b": 2}, trigger="test", send=False)
     claimed_by_a_dead_process(doomed, attempts=99)
-    assert requeue_lost_runs() == {"requeued": 0, "failed": 1, "sent": 0, "unsent": 0}
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 1, "sent": 0, "unsent": 0, "overdue": 0}
     doomed.refresh_from_db()
     assert doomed.status == Run.Status.FAILED and "died 99 time(s)" in doomed.error
     assert Run.objects.get(pk=alive.pk).status == Run.Status.RUNNING
+
+
+def test_a_queued_run_whose_message_was_lost_is_sent_again_once_overdue(runner_site, celery_worker):
+    # Committed, its message never sent: as when the process died between the two, or when a Redis
+    # restarted without persistence forgot it.
+    lost = start_tool("runner-test", "add", {"a": 2, "b": 3}, trigger="test", send=False)
+    waiting = start_tool("runner-test", "add", {"a": 1, "b": 1}, trigger="test", send=False)
+    Run.objects.filter(pk=lost.pk).update(queued_at=timezone.now() - timedelta(hours=2))
+
+    assert requeue_lost_runs()["overdue"] == 1
+    lost = wait_for_run(lost.pk)
+    assert lost.status == Run.Status.SUCCEEDED and lost.result == {"sum": 5} and lost.attempts == 1
+    # Queued for less than WORKERS_RUN_RESEND_AFTER (an hour): perhaps still in a long queue.
+    assert Run.objects.get(pk=waiting.pk).status == Run.Status.QUEUED
+    assert requeue_lost_runs()["overdue"] == 0
+
+
+def test_a_retry_is_sent_again_only_long_after_its_backoff_ends(runner_site, celery_worker):
+    run = start_tool("runner-test", "add", {"a": 2, "b": 3}, trigger="test", send=False)
+    long_ago = timezone.now() - timedelta(hours=2)
+    # Queued long ago, but its retry is due in ten minutes: its message, held back until then, may still come.
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.RETRYING, attempts=1, queued_at=long_ago, due_at=timezone.now() + timedelta(minutes=10)
+    )
+    assert requeue_lost_runs()["overdue"] == 0
+    Run.objects.filter(pk=run.pk).update(due_at=long_ago)
+
+    assert requeue_lost_runs()["overdue"] == 1
+    run = wait_for_run(run.pk)
+    assert run.status == Run.Status.SUCCEEDED and run.attempts == 2
 
 
 # Down (connections refused), or hung (connections taken, nothing answered: a frozen Redis, where the
@@ -85,7 +116,7 @@ def test_exec_gives_up_when_the_broker_does_not_take_the_run_and_it_never_runs(r
     assert "so it was cancelled before it ran" in done.stderr and "--local" in done.stderr
     # Cancelled, not left to run behind the back of someone told to run it another way.
     assert run.status == Run.Status.CANCELLED and run.attempts == 0
-    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0}
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0, "overdue": 0}
 
 
 SEND_THEN_FREEZE = """
@@ -207,7 +238,7 @@ def test_a_run_queued_in_the_admin_while_the_broker_is_down_warns_and_runs_once_
     client.force_login(get_user_model().objects.get(username="broker-test"))
     assert "Not sent yet: the broker refused its message" in client.get("/admin/connections/run/").text
     # The broker answers again (this process's is up): the beat task sends it, a worker runs it once.
-    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0}
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0, "overdue": 0}
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.SUCCEEDED and run.result == {"sum": 5} and run.attempts == 1
     assert not run.unsent

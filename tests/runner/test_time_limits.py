@@ -79,7 +79,7 @@ def test_a_tool_that_swallows_its_soft_limit_is_killed_and_not_run_again(runner_
 
         # Its pool child is gone; the message that comes back finds the run finished and does nothing.
         wait_until(lambda: "not executed (failed)" in worker.output(), BOUND, "the redelivered message")
-        assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0}
+        assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0, "overdue": 0}
         run.refresh_from_db()
         assert run.status == "failed" and run.attempts == 1
         # And the worker goes on serving with a new pool child.
@@ -95,7 +95,7 @@ def test_code_holding_the_interpreter_is_killed_by_celery_and_the_run_failed(run
         run = wait_for_run(send_tool("hog", {}).pk, timeout=BOUND)
         assert run.status == "failed" and run.attempts == 1
         assert "Tool hog did not stop at its time limit of 1 s and was killed by Celery after 3 s" in run.error
-        assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0}
+        assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 0, "unsent": 0, "overdue": 0}
         assert wait_for_run(send_tool("add", {"a": 2, "b": 2}).pk, timeout=BOUND).result == {"sum": 4}
     finally:
         worker.stop()
