@@ -210,7 +210,7 @@ class AppSettings:
 
     @property
     def RUN_RESEND_AFTER(self) -> int:
-        """Seconds after which a not-started run that no worker took is sent again (its message was lost)."""
+        """Seconds after which a not-started run that no worker took is sent again (its message was lost); 0: never."""
         return int(_setting("WORKERS_RUN_RESEND_AFTER"))
 
     @property

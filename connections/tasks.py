@@ -86,7 +86,9 @@ def requeue_lost_runs() -> dict[str, int]:
     from .conf import app_settings
 
     sent, unsent = runs.send_unsent()
-    counts = {"requeued": 0, "failed": 0, "sent": sent, "unsent": unsent, "overdue": runs.send_overdue()}
+    # While the broker still refuses (or more are waiting than a tick sends), it would refuse these too.
+    overdue = runs.send_overdue() if not unsent else 0
+    counts = {"requeued": 0, "failed": 0, "sent": sent, "unsent": unsent, "overdue": overdue}
     for run in Run.objects.filter(status=Run.Status.RUNNING).select_related("worker"):
         if runs.is_alive(run):
             continue

@@ -269,7 +269,7 @@ def handle_exec(command: Any, options: dict[str, Any]) -> None:
     worker = resolve_worker(options.get("worker"), key=options["tool"], model=Tool, kind="tool")
     local = options["local"]
     # Validation happens here, before any run or task exists: bad input sends nothing.
-    run = start_tool(worker.slug, options["tool"], data, trigger="cli-local" if local else "cli", send=not local)
+    run = start_tool(worker.slug, options["tool"], data, trigger=runs.LOCAL_TRIGGER if local else "cli", send=not local)
     if local:
         run = _local_loop(lambda: execute_tool(run.pk, local=True), command)
     else:
@@ -302,7 +302,7 @@ def handle_sync_run(command: Any, options: dict[str, Any]) -> None:
     worker = resolve_worker(options.get("worker"), key=options["sync"], model=Sync, kind="sync")
     sync = sync_row(worker.slug, options["sync"])
     local = options["local"]
-    run = start_sync(sync, trigger="cli-local" if local else "cli", send=not local)
+    run = start_sync(sync, trigger=runs.LOCAL_TRIGGER if local else "cli", send=not local)
     _fail_if_unsent(run, "sync run")
     command.stdout.write(f"Sync {sync.key} (run #{run.pk}, {sync.mode}) {'here' if local else 'queued'}...")
     shown = {"page": 0}

@@ -26,7 +26,7 @@ from django.db import (
     router,
     transaction,
 )
-from django.db.models import DateTimeField, F, Field, Model, QuerySet, Value
+from django.db.models import DateTimeField, F, Field, Model, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -243,7 +243,15 @@ def unsent_note(run: Run) -> str:
 
 # What a run's message needs, for the sweeps that send it again: not the log, input or result of
 # up to a thousand runs.
-_MESSAGE_FIELDS = ("pk", "kind", "target", "task_id", "attempts", "tool__time_limit")
+_MESSAGE_FIELDS = ("pk", "kind", "target", "task_id", "attempts", "due_at", "tool__time_limit")
+# How early a retry's message may be claimed: the clocks of the machine that set its backoff and of
+# the one that waited it out.
+_EARLY_ENOUGH = timedelta(seconds=5)
+
+
+def _seconds_until(due: datetime | None, now: datetime) -> float | None:
+    """The countdown that keeps a retry's backoff, or None when it is due."""
+    return (due - now).total_seconds() if due is not None and due > now else None
 
 
 def send_unsent(limit: int = 1000) -> tuple[int, int]:
@@ -258,12 +266,19 @@ def send_unsent(limit: int = 1000) -> tuple[int, int]:
     waiting = Run.objects.filter(unsent=True, status__in=Run.NOT_STARTED)
     sent = 0
     for run in waiting.order_by("pk").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
-        if not publish(run):
+        now = timezone.now()
+        if not publish(run, _seconds_until(run.due_at, now)):
             break
         # Unless a worker has claimed it since (and perhaps been refused its own retry's message).
-        Run.objects.filter(pk=run.pk, unsent=True, attempts=run.attempts).update(unsent=False)
+        # Due now, or at its retry's time: not overdue for send_overdue at the same tick.
+        due = max(run.due_at or now, now)
+        Run.objects.filter(pk=run.pk, unsent=True, attempts=run.attempts).update(unsent=False, due_at=due)
         sent += 1
     return sent, waiting.count()
+
+
+# The trigger of runs executed by the CLI process that made them (`--local`), never sent to a worker.
+LOCAL_TRIGGER = "cli-local"
 
 
 def send_overdue(limit: int = 1000) -> int:
@@ -274,14 +289,20 @@ def send_overdue(limit: int = 1000) -> int:
     queue is sent twice, and claimed once. Each is sent at most once a RUN_RESEND_AFTER: its `due_at`
     moves to now, after the publish (a sweep that dies in between sends it again, which is harmless).
     """
+    if app_settings.RUN_RESEND_AFTER <= 0:
+        return 0
     cutoff = timezone.now() - timedelta(seconds=app_settings.RUN_RESEND_AFTER)
     overdue = (
+        # A `--local` run is never for the workers, even left queued or retrying by a process that died.
         Run.objects.filter(status__in=Run.NOT_STARTED, unsent=False)
+        .exclude(trigger=LOCAL_TRIGGER)
+        # queued_at is never after due_at: its condition, redundant, lets (status, queued_at) find the rows.
+        .filter(queued_at__lt=cutoff)
         .alias(due=Coalesce("due_at", "queued_at"))
         .filter(due__lt=cutoff)
     )
     sent = 0
-    for run in overdue.order_by("pk").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
+    for run in overdue.order_by("queued_at").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
         if not publish(run):  # refused: flagged unsent, for send_unsent at the next tick
             break
         Run.objects.filter(pk=run.pk, status__in=Run.NOT_STARTED, attempts=run.attempts).update(due_at=timezone.now())
@@ -303,7 +324,11 @@ def claim(run_id: int) -> Run | None:
     owner = current_owner()
     # The common case in one conditional UPDATE: of two deliveries of a queued run, the database
     # applies one process's UPDATE first and the other's then matches no row.
-    claimable = Run.objects.filter(pk=run_id, status__in=(Run.Status.QUEUED, Run.Status.RETRYING))
+    # A retry only once its backoff is over: a second message of the run (sent again by a sweep, or
+    # redelivered by the broker) must not cut a provider's Retry-After short. The early one is dropped;
+    # the retry's own message comes at its time.
+    due = Q(status=Run.Status.RETRYING) & (Q(due_at__isnull=True) | Q(due_at__lte=now + _EARLY_ENOUGH))
+    claimable = Run.objects.filter(Q(status=Run.Status.QUEUED) | due, pk=run_id)
     values = {
         "status": Run.Status.RUNNING,
         # A run the broker was said to refuse has reached a worker after all: no sweep sends it again.
@@ -330,7 +355,8 @@ def _take_over(run_id: int, owner: str, now: datetime) -> Run | None:
     """The run, marked running here, if it is `running` in a process that died; None otherwise."""
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).select_related("worker", "tool").filter(pk=run_id).first()
-        if run is None or run.is_finished or is_alive(run):
+        # Not a retry whose backoff runs on (claim left it), nor a finished run, nor a live one.
+        if run is None or run.status != Run.Status.RUNNING or is_alive(run):
             return None
         if run.cancel_requested_at is not None:
             # Cancelled while it ran, and its process died before it stopped: not taken over.

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from connections.models import Run, Sync, Tool
-from connections.runner.tools import start_tool
+from connections.runner.tools import execute_tool, start_tool
 from connections.tasks import requeue_lost_runs
 
 from ..conftest import PrivateRedis
@@ -84,6 +84,29 @@ def test_a_retry_is_sent_again_only_long_after_its_backoff_ends(runner_site, cel
     assert requeue_lost_runs()["overdue"] == 1
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.SUCCEEDED and run.attempts == 2
+
+
+def test_a_retry_message_that_comes_before_its_backoff_ends_is_dropped(runner_site):
+    run = start_tool("runner-test", "add", {"a": 2, "b": 3}, trigger="test", send=False)
+    Run.objects.filter(pk=run.pk).update(
+        status=Run.Status.RETRYING, attempts=1, due_at=timezone.now() + timedelta(minutes=10)
+    )
+
+    early = execute_tool(run.pk)  # a second copy of its message: sent again, or redelivered
+    assert not early.executed
+    run.refresh_from_db()
+    assert run.status == Run.Status.RETRYING and run.attempts == 1
+
+    Run.objects.filter(pk=run.pk).update(due_at=timezone.now())
+    assert execute_tool(run.pk).run.result == {"sum": 5}
+
+
+def test_a_run_the_broker_refused_long_ago_is_sent_once_not_twice(runner_site, celery_worker):
+    run = start_tool("runner-test", "add", {"a": 2, "b": 3}, trigger="test", send=False)
+    Run.objects.filter(pk=run.pk).update(unsent=True, queued_at=timezone.now() - timedelta(hours=2))
+
+    assert requeue_lost_runs() == {"requeued": 0, "failed": 0, "sent": 1, "unsent": 0, "overdue": 0}
+    assert wait_for_run(run.pk).attempts == 1
 
 
 # Down (connections refused), or hung (connections taken, nothing answered: a frozen Redis, where the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -90,3 +91,5 @@ def test_a_429_with_retry_after_succeeds_on_retry(runner_site, celery_worker):
     run = Run.objects.get(target="throttled")
     assert run.status == "succeeded" and run.attempts == 2 and run.error == ""
     assert "429" in err and "retrying in" in err
+    # When the retry was due (what the lost-message sweep goes by), and it was not claimed before.
+    assert run.queued_at < run.due_at <= run.finished_at + timedelta(seconds=5)
