@@ -59,7 +59,8 @@ def _healthz_over_http(database_url: str) -> int:
         proc.wait(timeout=10)
 
 
-@pytest.mark.django_db
+# No test transaction: on SQLite its write lock made the served process wait out its 60 s busy timeout.
+@pytest.mark.django_db(transaction=True)
 def test_healthz_over_http_follows_the_real_database(tmp_path):
     assert _healthz_over_http(database_url_for_subprocess()) == 200
     # A database that cannot be opened: the site still starts, and says it is unavailable.
