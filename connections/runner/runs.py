@@ -254,27 +254,36 @@ def _seconds_until(due: datetime | None, now: datetime) -> float | None:
     return (due - now).total_seconds() if due is not None and due > now else None
 
 
+def _send_again(candidates: QuerySet[Run], limit: int) -> int:
+    """Publish the first `limit` of `candidates` (not-started runs) again, in order; how many the
+    broker took. Stops at the first refusal (publish flags that run unsent: the broker is away).
+
+    After each publish the run is marked sent and due (now, or at its retry's time, which the
+    message's countdown keeps), so neither sweep finds it again this tick; not if a worker has
+    claimed it since (and perhaps been refused its own retry's message).
+    """
+    sent = 0
+    for run in candidates.only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
+        now = timezone.now()
+        if not publish(run, _seconds_until(run.due_at, now)):
+            break
+        Run.objects.filter(pk=run.pk, status__in=Run.NOT_STARTED, attempts=run.attempts).update(
+            unsent=False, due_at=max(run.due_at or now, now)
+        )
+        sent += 1
+    return sent
+
+
 def send_unsent(limit: int = 1000) -> tuple[int, int]:
     """Send again the queued runs whose message the broker did not take: (sent, still unsent).
 
     Oldest first; stops at the first refusal (the broker is still away: the next tick tries again).
     The flag is cleared only once the broker took the message, so a sweep that dies halfway loses
     nothing; a run sent twice (two sweeps at once, or a message that got through despite the error)
-    is claimed once per attempt. A retry's countdown was not kept: such a run is sent for its next
-    attempt now.
+    is claimed once per attempt. A retry keeps the rest of its backoff (`due_at`).
     """
     waiting = Run.objects.filter(unsent=True, status__in=Run.NOT_STARTED)
-    sent = 0
-    for run in waiting.order_by("pk").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
-        now = timezone.now()
-        if not publish(run, _seconds_until(run.due_at, now)):
-            break
-        # Unless a worker has claimed it since (and perhaps been refused its own retry's message).
-        # Due now, or at its retry's time: not overdue for send_overdue at the same tick.
-        due = max(run.due_at or now, now)
-        Run.objects.filter(pk=run.pk, unsent=True, attempts=run.attempts).update(unsent=False, due_at=due)
-        sent += 1
-    return sent, waiting.count()
+    return _send_again(waiting.order_by("pk"), limit), waiting.count()
 
 
 # The trigger of runs executed by the CLI process that made them (`--local`), never sent to a worker.
@@ -301,12 +310,7 @@ def send_overdue(limit: int = 1000) -> int:
         .alias(due=Coalesce("due_at", "queued_at"))
         .filter(due__lt=cutoff)
     )
-    sent = 0
-    for run in overdue.order_by("queued_at").only(*_MESSAGE_FIELDS).select_related("tool")[:limit]:
-        if not publish(run):  # refused: flagged unsent, for send_unsent at the next tick
-            break
-        Run.objects.filter(pk=run.pk, status__in=Run.NOT_STARTED, attempts=run.attempts).update(due_at=timezone.now())
-        sent += 1
+    sent = _send_again(overdue.order_by("queued_at"), limit)
     if sent:
         logger.warning(
             "%s queued run(s) no worker took within %s s were sent again.", sent, app_settings.RUN_RESEND_AFTER
