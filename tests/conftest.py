@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import ipaddress
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -224,6 +226,100 @@ class PrivateRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def _as_postgres(*command: str) -> list[str]:
+    # PostgreSQL refuses to run as root; as root, its tools run as the `postgres` user.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster in a temporary folder, on a free port, that a test may restart."""
+
+    def __init__(self, folder: Path) -> None:
+        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not binaries:
+            pytest.skip("PostgreSQL server binaries not installed")
+        self.bin = Path(binaries[-1])
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/workers"
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+            folder.parent.chmod(0o755)  # mkdtemp's 0700 would keep the postgres user out
+        subprocess.run(
+            _as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"),
+            check=True,
+            capture_output=True,
+        )
+        self.pg_ctl("start")
+        subprocess.run(
+            _as_postgres(
+                str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "workers"
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def pg_ctl(self, action: str) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(
+            _as_postgres(
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.folder / "log"),
+                "-w",
+                "-m",
+                "fast",
+                "-o",
+                options,
+                action,
+            ),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def postmaster(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def freeze(self) -> None:
+        """Stop the postmaster (SIGSTOP): its port still takes connections, and nothing is answered."""
+        os.kill(self.postmaster(), signal.SIGSTOP)
+
+    def stop(self) -> None:
+        """Stop the cluster, woken first if frozen (a stopped process handles no signal)."""
+        try:
+            os.kill(self.postmaster(), signal.SIGCONT)
+        except (OSError, ValueError):
+            return  # not running
+        self.pg_ctl("stop")
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url.replace("postgres://", "postgresql://"), connect_timeout=5) as db:
+            cursor = db.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def frozen_database() -> Iterator[str]:
+    """The URL of a real PostgreSQL whose postmaster has stopped answering (SIGSTOP): the kernel
+    still takes connections, nothing is ever answered, as with a frozen server or a host that drops packets."""
+    # Not under pytest's tmp_path, whose parents the `postgres` user may not enter.
+    folder = Path(tempfile.mkdtemp(prefix="workers-frozen-pg-"))
+    try:
+        server = PrivatePostgres(folder / "pg")
+        try:
+            server.freeze()
+            yield server.url
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -108,14 +107,10 @@ def test_a_timeout_that_is_not_positive_is_refused_in_one_line(manage, command, 
     assert not Run.objects.exists()
 
 
-def test_a_database_that_takes_the_connection_and_never_answers_is_a_one_line_error(manage):
-    """A frozen PostgreSQL (or one behind a host that drops packets) looks like this on the wire:
-    the connection is taken (the kernel's backlog), nothing is ever answered. libpq waited for ever."""
-    with socket.socket() as frozen:
-        frozen.bind(("127.0.0.1", 0))
-        frozen.listen(8)
-        url = f"postgres://postgres@127.0.0.1:{frozen.getsockname()[1]}/workers"
-        result = manage("workers", "runs", DATABASE_URL=url, DATABASE_CONNECT_TIMEOUT="2")
+def test_a_database_that_takes_the_connection_and_never_answers_is_a_one_line_error(manage, frozen_database):
+    """A frozen PostgreSQL (here a real one stopped with SIGSTOP), or one behind a host that drops
+    packets: the connection is taken, nothing is ever answered. libpq waited for ever."""
+    result = manage("workers", "runs", DATABASE_URL=frozen_database, DATABASE_CONNECT_TIMEOUT="2")
 
     result.assert_failed_with("Database error: connection timeout expired")
 

@@ -7,7 +7,6 @@ The suite runs only when selected (`pytest -m multihost tests/multihost`): it ta
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -20,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 
@@ -28,6 +26,7 @@ from tests.conftest import (  # noqa: F401  (PrivateRedis and wait_until: the te
     ADMIN_PASSWORD,
     ROOT,
     CeleryWorker,
+    PrivatePostgres,
     PrivateRedis,
     csrf_from,
     start_celery_worker,
@@ -48,68 +47,6 @@ def _only_when_selected(request: pytest.FixtureRequest) -> None:
 
 
 # --- servers of our own ------------------------------------------------------------------
-
-
-def _as_postgres(*command: str) -> list[str]:
-    # PostgreSQL refuses to run as root; as root, its tools run as the `postgres` user.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
-
-
-class PrivatePostgres:
-    """A PostgreSQL cluster in a temporary folder, on a free port, that a test may restart."""
-
-    def __init__(self, folder: Path) -> None:
-        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        if not binaries:
-            pytest.skip("PostgreSQL server binaries not installed")
-        self.bin = Path(binaries[-1])
-        self.folder = folder
-        self.data = folder / "data"
-        self.port = free_port()
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/workers"
-        folder.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(folder, "postgres", "postgres")
-            folder.parent.chmod(0o755)  # mkdtemp's 0700 would keep the postgres user out
-        subprocess.run(
-            _as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"),
-            check=True,
-            capture_output=True,
-        )
-        self.pg_ctl("start")
-        subprocess.run(
-            _as_postgres(
-                str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "workers"
-            ),
-            check=True,
-            capture_output=True,
-        )
-
-    def pg_ctl(self, action: str) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(
-            _as_postgres(
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.folder / "log"),
-                "-w",
-                "-m",
-                "fast",
-                "-o",
-                options,
-                action,
-            ),
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-
-    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.url.replace("postgres://", "postgresql://"), connect_timeout=5) as db:
-            cursor = db.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
 
 
 class RabbitVhost:
