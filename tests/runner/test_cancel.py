@@ -43,6 +43,9 @@ class Command:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # As in a terminal: Ctrl-C raises KeyboardInterrupt even when pytest itself runs in the
+            # background (a script's `&` starts it with SIGINT ignored, which children inherit).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
