@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import ipaddress
 import os
@@ -305,6 +306,16 @@ class PrivatePostgres:
             return cursor.fetchall() if cursor.description else []
 
 
+@contextlib.contextmanager
+def _frozen(server: PrivatePostgres | PrivateRedis) -> Iterator[str]:
+    """The server's URL while it is stopped (SIGSTOP); stopped for good afterwards."""
+    try:
+        server.freeze()
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def frozen_database() -> Iterator[str]:
     """The URL of a real PostgreSQL whose postmaster has stopped answering (SIGSTOP): the kernel
@@ -312,12 +323,8 @@ def frozen_database() -> Iterator[str]:
     # Not under pytest's tmp_path, whose parents the `postgres` user may not enter.
     folder = Path(tempfile.mkdtemp(prefix="workers-frozen-pg-"))
     try:
-        server = PrivatePostgres(folder / "pg")
-        try:
-            server.freeze()
-            yield server.url
-        finally:
-            server.stop()
+        with _frozen(PrivatePostgres(folder / "pg")) as url:
+            yield url
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -326,12 +333,8 @@ def frozen_database() -> Iterator[str]:
 def frozen_broker(tmp_path: Path) -> Iterator[str]:
     """The URL of a real Redis that has stopped answering (SIGSTOP) without closing anything, as a
     frozen or failed-over server, or a host that drops packets: connections open, commands hang."""
-    server = PrivateRedis(tmp_path / "redis")
-    try:
-        server.freeze()
-        yield server.url
-    finally:
-        server.stop()
+    with _frozen(PrivateRedis(tmp_path / "redis")) as url:
+        yield url
 
 
 def subprocess_env(site_url: str, **extra: str) -> dict[str, str]:
