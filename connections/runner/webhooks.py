@@ -254,8 +254,11 @@ def receive(
         return _reject(401, str(exc) or "verification failed", size=len(raw), hook=hook, **request)
     except InvalidJSONError as exc:
         return _reject(400, str(exc), size=len(raw), hook=hook, **request)
-    # A replay is found by the unique digest refusing its event, not by a read before every insert:
-    # replays are rare, and a read first would not close the race between two copies anyway.
+    # Read first, though the unique digest would refuse a replay's insert anyway: on PostgreSQL a
+    # refused INSERT is written to the server's log with its values (the body, the headers), so a
+    # replayed request would fill that log. The unique digest settles two copies arriving together.
+    if digest is not None and (earlier := _handled(digest)) is not None:
+        return earlier
     try:
         with transaction.atomic():
             stored = WebhookEvent.objects.create(
@@ -271,7 +274,7 @@ def receive(
             run = runs.create_run(Run.Kind.WEBHOOK, hook.worker, key, trigger="webhook", webhook_event=stored)
             runs.send(run)
     except IntegrityError:
-        # The same signed request was stored before (or by a copy racing this one): this one is the replay.
+        # A copy of the same signed request won the race to the unique digest: this one is the replay.
         if digest is not None and (earlier := _handled(digest)) is not None:
             return earlier
         raise
