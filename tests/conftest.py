@@ -177,9 +177,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: f
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def in_ci() -> bool:
+    """Whether this is CI (CI=true), where a test that cannot run here fails instead of skipping."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 def _missing(what: str) -> None:
-    """Skip a test for a server this machine lacks; in CI (CI=true) fail instead, as the browser tests do."""
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+    """Skip a test for a server this machine lacks; in CI fail instead, as the browser tests do."""
+    if in_ci():
         pytest.fail(f"{what}: CI must run this test")
     pytest.skip(what)
 

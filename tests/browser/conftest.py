@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Site
+from tests.conftest import ADMIN_PASSWORD, Site, in_ci
 
 # Debian's package (`make browser` installs it): `playwright install` would download a browser
 # build from outside, which CI cannot reach.
@@ -18,10 +18,6 @@ CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 VIEWPORT = {"width": 1100, "height": 640}
 # Generous: the run pages wait for a Celery worker that shares two cores with everything else.
 RUN_TIMEOUT_MS = 90_000
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 def _missing_browser() -> str | None:
@@ -101,7 +97,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     missing = _missing_browser()
     if missing:
-        if _in_ci():
+        if in_ci():
             pytest.fail(f"browser test cannot run in CI: {missing}")
         pytest.skip(missing)
 

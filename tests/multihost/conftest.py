@@ -222,7 +222,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
                 proc.wait(timeout=30)
     finally:
         try:
-            pg.pg_ctl("stop")
+            pg.stop()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
