@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.db import connection as db
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .conf import app_settings
+
+T = TypeVar("T")
 
 _USER_CHOICES = ("server_side_binding", "prepare_threshold")
 # The prepared statement is gone (a pooler gave this session another server; a DEALLOCATE), one by
@@ -59,6 +61,13 @@ def _preparing() -> type:
             finally:
                 raw.prepare_threshold = None
 
+        def _send_query_prepared(self, name: bytes, pgq: Any, *, binary: bool | None = None) -> None:
+            # psycopg keeps the statement for unprepared queries only, and Django's query log (DEBUG,
+            # assertNumQueries, the debug toolbar) reads it from there: without this, a prepared
+            # statement was logged as None.
+            self._query = pgq
+            super()._send_query_prepared(name, pgq, binary=binary)
+
     return Preparing
 
 
@@ -85,12 +94,26 @@ def fetchone(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db
     Inside a transaction the error stands: the transaction has failed anyway. Any other error
     (a timeout, an outage) is raised as it is, not retried.
     """
+    return _execute(sql, params, conn, lambda cursor: cursor.fetchone())
+
+
+def fetchall(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db) -> list[tuple[Any, ...]]:
+    """Every row of `sql`, prepared as `fetchone` prepares it."""
+    return _execute(sql, params, conn, lambda cursor: cursor.fetchall())
+
+
+def rowcount(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db) -> int:
+    """How many rows `sql` (an UPDATE or DELETE) changed, prepared as `fetchone` prepares it."""
+    return _execute(sql, params, conn, lambda cursor: cursor.rowcount)
+
+
+def _execute(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any, fetch: Callable[[Any], T]) -> T:
     cursor = _prepared_cursor(conn) if enabled(conn) else None
     if cursor is not None:
         try:
             with cursor:
                 cursor.execute(sql, params)
-                return cursor.fetchone()
+                return fetch(cursor)
         except DatabaseError as exc:
             if getattr(exc.__cause__, "sqlstate", None) not in _STALE:
                 raise
@@ -99,4 +122,4 @@ def fetchone(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db
                 raise
     with conn.cursor() as plain:
         plain.execute(sql, params)
-        return plain.fetchone()
+        return fetch(plain)

@@ -51,7 +51,8 @@ def test_the_hot_path_statement_is_prepared_once_per_connection_and_still_counte
     with CaptureQueriesContext(connection) as queries:
         assert access_token("prep", "prepAuth") == connected
         assert access_token("prep", "prepAuth") == connected
-    assert len(queries) == 2  # Django's query log and assertNumQueries still see it
+    assert len(queries) == 2  # Django's query log and assertNumQueries still see it, with its text
+    assert all("connections_oauthcapability" in query["sql"] for query in queries.captured_queries)
     hot = [s for s in prepared_statements() if "connections_oauthcapability" in s]
     assert len(hot) == 1
 

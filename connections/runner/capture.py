@@ -13,9 +13,6 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
-from django.db.models import CharField, Value
-
 from ..conf import app_settings
 from ..jsondata import clean_text
 from ..logging import MIN_SECRET_LENGTH, remember
@@ -109,28 +106,24 @@ def capture_output(limit: int | None = None, *, echo: bool = False) -> Iterator[
 
 def known_secrets(worker_slug: str) -> list[str]:
     """Values that must never be stored in a run: the worker's secrets and its tokens."""
-    from ..models import Connection, Secret
+    from ..models import Secret
     from ..runtime import oauth_env_name
+    from .statements import secret_rows
 
-    # One query (one round trip) for the three columns: (value, capability name or "").
-    secrets = Secret.objects.filter(worker__slug=worker_slug).order_by()
-    tokens = Connection.objects.filter(capability__worker__slug=worker_slug).order_by()
-    rows = secrets.values_list("value", Value("", output_field=CharField())).union(
-        tokens.values_list("access_token", "capability__name"),
-        tokens.values_list("refresh_token", "capability__name"),
-        all=True,
-    )
+    # One statement for the three columns, (ciphertext, capability name or ""); a dropped connection
+    # raises (no empty list: nothing would be blanked, see runs.reconnecting).
+    rows = secret_rows(worker_slug)
+    # Every column holds the same kind of ciphertext: the field that decrypts one decrypts them all.
+    field = Secret._meta.get_field("value")
     values: list[str] = []
-    try:
-        for value, capability in rows:
-            values.append(value)
-            pulled = os.environ.get(oauth_env_name(capability)) if capability else None
-            if pulled:
-                values.append(pulled)
-    except (OperationalError, InterfaceError):
-        raise  # a dropped connection is no empty list: nothing would be blanked (see runs.reconnecting)
-    except Exception:  # an undecryptable value cannot leak either
-        pass
+    for ciphertext, capability in rows:
+        try:
+            values.append(field.from_db_value(ciphertext, None, None))
+        except Exception:  # an undecryptable value cannot leak either; the others are still blanked
+            pass
+        pulled = os.environ.get(oauth_env_name(capability)) if capability else None
+        if pulled:
+            values.append(pulled)
     found = sorted({v for v in values if v and len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
     remember(*found)  # the worker process's own log blanks them too
     return found

@@ -26,18 +26,18 @@ from django.db import (
     router,
     transaction,
 )
-from django.db.models import DateTimeField, F, Field, Model, Q, QuerySet, Value
+from django.db.models import Field, Model, QuerySet
 from django.db.models.functions import Coalesce
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from .. import jsondata
+from .. import jsondata, prepared
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError, WorkerNotFound
 from ..models import Run
 from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which worker code imports)
-from . import limits
+from . import limits, statements
 
 logger = logging.getLogger("connections.runner")
 
@@ -176,9 +176,8 @@ def create_run_if(where: Condition, kind: str, worker: Any, target: str, *, trig
     compiler = query.get_compiler(using=using)
     values = [compiler.prepare_value(f, compiler.pre_save_val(f, run)) for f in columns]
     where_sql, where_params = where
-    with connections[using].cursor() as cursor:
-        cursor.execute(template.replace("{where}", where_sql), (*values, *where_params))
-        row = cursor.fetchone()
+    # Prepared on PostgreSQL: the same statement for every run of the tool, planned once per connection.
+    row = prepared.fetchone(template.replace("{where}", where_sql), (*values, *where_params), connections[using])
     if row is None:
         return None
     run.pk = row[0]
@@ -327,26 +326,13 @@ def claim(run_id: int) -> Run | None:
     now = timezone.now()
     owner = current_owner()
     # The common case in one conditional UPDATE: of two deliveries of a queued run, the database
-    # applies one process's UPDATE first and the other's then matches no row.
-    # A retry only once its backoff is over: a second message of the run (sent again by a sweep, or
-    # redelivered by the broker) must not cut a provider's Retry-After short. The early one is dropped;
-    # the retry's own message comes at its time.
-    due = Q(status=Run.Status.RETRYING) & (Q(due_at__isnull=True) | Q(due_at__lte=now + _EARLY_ENOUGH))
-    claimable = Run.objects.filter(Q(status=Run.Status.QUEUED) | due, pk=run_id)
-    values = {
-        "status": Run.Status.RUNNING,
-        # A run the broker was said to refuse has reached a worker after all: no sweep sends it again.
-        "unsent": False,
-        "attempts": F("attempts") + 1,
-        "owner": owner,
-        "heartbeat_at": now,
-        "started_at": Coalesce("started_at", Value(now, output_field=DateTimeField())),
-    }
-    if claimable.update(**values):
-        # The tool too: its time limit and schema are read from it, and the read costs no more.
-        run = Run.objects.select_related("worker", "tool").filter(pk=run_id, owner=owner).first()
-    else:
-        run = None
+    # applies one process's UPDATE first and the other's then matches no row. It returns the run
+    # with its worker and tool (its time limit and schema are read from it) on PostgreSQL; elsewhere
+    # they are read next. A retry only once its backoff is over: a second message of the run (sent
+    # again by a sweep, or redelivered by the broker) must not cut a provider's Retry-After short.
+    # The early one is dropped; the retry's own message comes at its time. A run the broker was said
+    # to refuse has reached a worker after all: `unsent` is cleared, so no sweep sends it again.
+    run = statements.claim_row(run_id, owner, now, due_by=now + _EARLY_ENOUGH)
     if run is None:
         run = _take_over(run_id, owner, now)
     if run is None:
@@ -455,12 +441,12 @@ def finish(run: Run, status: str, **fields: Any) -> bool:
     values = {"status": status, **{name: storable(value) for name, value in fields.items()}}
     if status in Run.FINISHED:
         values["finished_at"] = timezone.now()
-    updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, owner=run.owner).update(**values)
+    updated = statements.finish_row(run.pk, run.owner, values)
     for name, value in values.items():
         setattr(run, name, value)
     if updated:
         _log_end(run)
-    return bool(updated)
+    return updated
 
 
 @contextmanager
