@@ -2,10 +2,11 @@
 
 Django binds parameters on the client, so PostgreSQL parses and plans every statement again: for
 the token hot path's three-table join, planning is half the round trip (0.25 ms a call against
-0.10 ms prepared, pgbench here). `fetchone()` runs a statement prepared once per connection,
-through Django's cursor wrapper (errors wrapped, queries logged and counted). Only its own
-statements are prepared: psycopg's threshold, which Django leaves unset, is set for the one
-execution and unset again, so psycopg neither prepares nor keeps the text of any other statement.
+0.10 ms prepared, pgbench here). `fetchone()`, `fetchall()` and `rowcount()` run a statement
+prepared once per connection, through Django's cursor wrapper (errors wrapped, queries logged and
+counted). Only its own statements are prepared: psycopg's threshold, which Django leaves unset, is
+set for the one execution and unset again, so psycopg neither prepares nor keeps the text of any
+other statement.
 A statement that went stale makes its connection stop preparing (see `fetchone`).
 
 Off when WORKERS_PREPARED_STATEMENTS is false, and whenever the project configures

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
-from django.db import transaction
+from django.db import connections, router, transaction
 
+from . import prepared
 from .exceptions import MissingSecret, WorkerNotFound
 from .models import OAuthCapability, Secret, Webhook, Worker
 
@@ -17,12 +19,30 @@ def _worker(slug: str) -> Worker:
         raise WorkerNotFound(f"No deployed worker {slug!r}: run `python manage.py workers deploy` first") from None
 
 
+@functools.cache
+def _secret_sql(using: str) -> str:
+    q = connections[using].ops.quote_name
+    meta = Secret._meta
+    owner = q(meta.get_field("worker").column)
+    return (
+        f"SELECT s.{q(meta.get_field('value').column)} FROM {q(meta.db_table)} s "  # noqa: S608
+        f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = s.{owner} "
+        f"WHERE w.{q('slug')} = %(worker)s AND s.{q('name')} = %(name)s"
+    )
+
+
 def get_secret(worker: str, name: str) -> str:
-    """The value of a worker's secret; MissingSecret when it has not been set."""
-    try:
-        return Secret.objects.only("value").get(worker__slug=worker, name=name).value
-    except Secret.DoesNotExist:
-        raise MissingSecret(worker, name) from None
+    """The value of a worker's secret; MissingSecret when it has not been set.
+
+    Read for every signed webhook and wherever code resolves `worker.env(...)`: one statement,
+    prepared on PostgreSQL (connections/prepared.py), decrypted by the field as the ORM would.
+    """
+    using = router.db_for_read(Secret)
+    conn = connections[using]
+    row = prepared.fetchone(_secret_sql(using), {"worker": worker, "name": name}, conn)
+    if row is None:
+        raise MissingSecret(worker, name)
+    return Secret._meta.get_field("value").from_db_value(row[0], None, conn)
 
 
 def set_secrets(worker: str, values: dict[str, str]) -> list[tuple[str, bool]]:

@@ -353,6 +353,12 @@ def frozen_broker(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def private_broker(folder: Path) -> dict[str, str]:
+    """Settings for a broker of the test's own, an embedded one in `folder`: no worker of the session
+    (on the run's Redis, in the PostgreSQL half) can take its messages."""
+    return {"CELERY_BROKER_URL": "filesystem://localhost//", "CELERY_BROKER_DIR": str(folder / "broker")}
+
+
 def subprocess_env(site_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

@@ -127,7 +127,7 @@ def create_run(
     run = _new_run(
         kind, worker, target, trigger=trigger, input=input, tool=tool, sync=sync, webhook_event=webhook_event
     )
-    run.save(force_insert=True, using=router.db_for_write(Run))
+    _insert(run, None)
     return run
 
 
@@ -142,8 +142,8 @@ def condition(queryset: QuerySet[Any]) -> Condition:
 
 
 @functools.cache
-def _insert_select(using: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
-    """`INSERT INTO run (columns) SELECT values WHERE EXISTS ({where}) RETURNING id` for this database, and its columns."""
+def _insert_sql(using: str, conditional: bool) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """`INSERT INTO run (columns) SELECT values [WHERE EXISTS ({where})] RETURNING id` for this database, and its columns."""
     conn = connections[using]
     meta = Run._meta
     columns = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated)
@@ -155,11 +155,32 @@ def _insert_select(using: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
         for f in columns
     )
     qn = conn.ops.quote_name
+    where = " WHERE EXISTS ({where})" if conditional else ""
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
-        f"SELECT {selected} WHERE EXISTS ({{where}}) RETURNING {qn(meta.pk.column)}"
+        f"SELECT {selected}{where} RETURNING {qn(meta.pk.column)}"
     )
     return sql, columns
+
+
+def _insert(run: Run, where: Condition | None) -> bool:
+    """Insert the unsaved run (only if a row of `where` exists, when given); whether it was inserted.
+
+    One statement, prepared on PostgreSQL: the same for every run, planned once per connection.
+    """
+    using = router.db_for_write(Run)
+    template, columns = _insert_sql(using, where is not None)
+    query = InsertQuery(Run)
+    query.insert_values(columns, [run])
+    compiler = query.get_compiler(using=using)
+    values = [compiler.prepare_value(f, compiler.pre_save_val(f, run)) for f in columns]
+    where_sql, where_params = where or ("", ())
+    row = prepared.fetchone(template.replace("{where}", where_sql), (*values, *where_params), connections[using])
+    if row is None:
+        return False
+    run.pk = row[0]
+    run._state.adding, run._state.db = False, using
+    return True
 
 
 def create_run_if(where: Condition, kind: str, worker: Any, target: str, *, trigger: str, **fields: Any) -> Run | None:
@@ -169,20 +190,7 @@ def create_run_if(where: Condition, kind: str, worker: Any, target: str, *, trig
     and the write are one statement, so nothing (a deploy, a deactivation) can fall between them.
     """
     run = _new_run(kind, worker, target, trigger=trigger, **fields)
-    using = router.db_for_write(Run)
-    template, columns = _insert_select(using)
-    query = InsertQuery(Run)
-    query.insert_values(columns, [run])
-    compiler = query.get_compiler(using=using)
-    values = [compiler.prepare_value(f, compiler.pre_save_val(f, run)) for f in columns]
-    where_sql, where_params = where
-    # Prepared on PostgreSQL: the same statement for every run of the tool, planned once per connection.
-    row = prepared.fetchone(template.replace("{where}", where_sql), (*values, *where_params), connections[using])
-    if row is None:
-        return None
-    run.pk = row[0]
-    run._state.adding, run._state.db = False, using
-    return run
+    return run if _insert(run, where) else None
 
 
 # The Celery task of each kind of run, by name: connections/tasks.py registers them under these

@@ -20,7 +20,7 @@ from django.db import connections, router
 from django.db.models import Model
 
 from .. import prepared
-from ..models import Connection, OAuthCapability, Run, Secret, Tool, Worker
+from ..models import Connection, OAuthCapability, Run, Secret, Tool, Webhook, WebhookEvent, Worker
 
 # The models a claimed row holds, in the order of its columns, with their aliases in the statement.
 _CLAIMED = ((Run, "claimed"), (Worker, "w"), (Tool, "t"))
@@ -167,3 +167,48 @@ def finish_row(run_id: int, owner: str, values: dict[str, Any]) -> bool:
     params = {f"set_{name}": Run._meta.get_field(name).get_db_prep_save(value, conn) for name, value in values.items()}
     params.update(id=run_id, running=Run.Status.RUNNING.value, owner=owner)
     return prepared.rowcount(_finish_sql(using, names), params, conn) > 0
+
+
+@functools.cache
+def _webhook_sql(using: str) -> str:
+    q = connections[using].ops.quote_name
+    columns = ", ".join(
+        f"{alias}.{q(field.column)}"
+        for model, alias in ((Webhook, "h"), (Worker, "w"))
+        for field in model._meta.concrete_fields
+    )
+    owner = q(Webhook._meta.get_field("worker").column)
+    return (
+        f"SELECT {columns} FROM {q(Webhook._meta.db_table)} h "  # noqa: S608
+        f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = h.{owner} "
+        f"WHERE w.{q('slug')} = %(worker)s AND h.{q('key')} = %(key)s"
+    )
+
+
+def webhook_row(worker_slug: str, key: str) -> Webhook | None:
+    """The deployed webhook with its worker, read for every request to its URL; None when there is none."""
+    using = router.db_for_read(Webhook)
+    row = prepared.fetchone(_webhook_sql(using), {"worker": worker_slug, "key": key}, connections[using])
+    if row is None:
+        return None
+    width = len(Webhook._meta.concrete_fields)
+    hook = _instance(using, Webhook, "h", row[:width])
+    hook.worker = _instance(using, Worker, "w", row[width:])
+    return hook
+
+
+@functools.cache
+def _replay_sql(using: str) -> str:
+    q = connections[using].ops.quote_name
+    meta = WebhookEvent._meta
+    return (
+        f"SELECT {q(meta.pk.column)} FROM {q(meta.db_table)} "  # noqa: S608
+        f"WHERE {q(meta.get_field('replay_digest').column)} = %(digest)s"
+    )
+
+
+def event_with_digest(digest: str) -> int | None:
+    """The id of the event stored for this signed request, if one was (read before every accepted one)."""
+    using = router.db_for_read(WebhookEvent)
+    row = prepared.fetchone(_replay_sql(using), {"digest": digest}, connections[using])
+    return None if row is None else row[0]

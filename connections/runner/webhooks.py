@@ -29,7 +29,7 @@ from ..logging import redact
 from ..models import Run, Webhook, WebhookEvent, WebhookRefusalCount
 from ..sdk.types import Event
 from ..secrets import get_secret
-from . import runs
+from . import runs, statements
 from .capture import known_secrets
 from .execute import perform
 
@@ -211,7 +211,7 @@ def receive(
     if not (worker.isprintable() and key.isprintable()):
         # `<str:webhook>` lets %00 through, which PostgreSQL refuses in a query: no such webhook.
         return _reject(404, "unknown webhook", size=content_length or 0, hook=None, **request)
-    hook = Webhook.objects.select_related("worker").filter(worker__slug=worker, key=key).first()
+    hook = statements.webhook_row(worker, key)
     if hook is None or not hook.is_active or not hook.worker.is_active:
         return _reject(404, "unknown webhook", size=content_length or 0, hook=None, **request)
     limit = app_settings.WEBHOOK_MAX_BODY
@@ -283,9 +283,10 @@ def receive(
 
 def _handled(digest: str) -> Answer | None:
     """The answer for a signed request that was accepted before: handled once, so no second run."""
-    earlier = WebhookEvent.objects.filter(replay_digest=digest).first()
-    if earlier is None:
+    found = statements.event_with_digest(digest)
+    if found is None:
         return None
+    earlier = WebhookEvent.objects.get(pk=found)
     run = earlier.runs.order_by("pk").first()
     logger.warning("Webhook request is a replay of event #%s: not handled again", earlier.pk)
     return Answer(200, "duplicate", earlier, run, duplicate=True)

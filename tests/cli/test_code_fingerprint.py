@@ -16,7 +16,7 @@ from django.test import Client
 
 from connections.models import Run, Worker
 
-from ..conftest import start_celery_worker
+from ..conftest import private_broker, start_celery_worker
 from .conftest import PUBLIC_URL, Result, write_versioned_worker
 
 pytestmark = pytest.mark.celery
@@ -33,7 +33,7 @@ def test_a_run_by_a_worker_that_kept_old_code_is_flagged_until_it_restarts(
 ) -> None:
     code = tmp_path / "code"
     code.mkdir()
-    env = {"WORKER_MODULES": MODULE, "PYTHONPATH": str(code), "CELERY_BROKER_DIR": str(tmp_path / "broker")}
+    env = {"WORKER_MODULES": MODULE, "PYTHONPATH": str(code), **private_broker(tmp_path)}
 
     def run_tool() -> tuple[dict, Result]:
         done = manage("workers", "exec", "codeVersion", "--timeout", "120", **env)

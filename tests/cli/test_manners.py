@@ -13,7 +13,7 @@ import pytest
 
 from connections.models import Run, Secret
 
-from ..conftest import ROOT, subprocess_env
+from ..conftest import ROOT, private_broker, subprocess_env
 from .conftest import PUBLIC_URL, Result
 
 # The bundled sandbox example and the runner tests' worker (its `add` tool prints).
@@ -41,7 +41,7 @@ def one_line(text: str) -> str:
 
 def test_ctrl_c_while_exec_waits_for_a_worker_is_one_line_and_exit_130(deployed, tmp_path):
     # A broker of its own, which no Celery worker reads: the run stays queued and exec waits.
-    env = subprocess_env(PUBLIC_URL, WORKER_MODULES=MODULES, CELERY_BROKER_DIR=str(tmp_path / "broker"))
+    env = subprocess_env(PUBLIC_URL, WORKER_MODULES=MODULES, **private_broker(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "workers", "exec", "add", "--input", '{"a": 1, "b": 2}'],
         cwd=ROOT,
@@ -85,7 +85,7 @@ def test_exec_on_the_celery_path_without_a_worker_says_only_why_it_stopped(deplo
         '{"a": 1, "b": 2}',
         "--timeout",
         "1",
-        CELERY_BROKER_DIR=str(tmp_path / "broker"),
+        **private_broker(tmp_path),
     )
     assert result.returncode == 1
     # Only what it waited for, then why it stopped: no library line around them.
