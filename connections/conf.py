@@ -352,8 +352,8 @@ class AppSettings:
 
     @property
     def PREPARED_STATEMENTS(self) -> bool:
-        """Whether the statements run thousands of times a second (the token hot path's, a run's claim,
-        secrets read and outcome, queueing a tool's run) are prepared on PostgreSQL
+        """Whether the statements run thousands of times a second (the token hot path's; a run's insert,
+        claim, secrets read and outcome; a webhook's reads; get_secret) are prepared on PostgreSQL
         (`connections/prepared.py`); turn off behind a pooler in transaction mode that drops prepared statements."""
         return bool(_setting("WORKERS_PREPARED_STATEMENTS"))
 

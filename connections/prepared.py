@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db import connection as db
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -90,8 +90,9 @@ def fetchone(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db
     """The first row of `sql` (%s or %(name)s placeholders), prepared once per connection on PostgreSQL.
 
     A prepared statement can go stale under the connection (see _STALE). That connection then
-    stops preparing, and outside a transaction the statement runs again at once, unprepared, so a
-    reader sees one failed attempt, not an error on every call until the connection ages out.
+    stops preparing, and outside a transaction the statement runs again at once, unprepared (a stale
+    statement fails before it runs, so an UPDATE or INSERT is not applied twice): the caller sees one
+    failed attempt, not an error on every call until the connection ages out.
     Inside a transaction the error stands: the transaction has failed anyway. Any other error
     (a timeout, an outage) is raised as it is, not retried.
     """
@@ -109,6 +110,13 @@ def rowcount(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any = db
 
 
 def _execute(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any, fetch: Callable[[Any], T]) -> T:
+    # As the ORM's writes do: a failed statement inside atomic() marks the transaction for rollback,
+    # so a caller that catches the error cannot carry on in a transaction PostgreSQL has aborted.
+    with transaction.mark_for_rollback_on_error(conn.alias):
+        return _attempt(sql, params, conn, fetch)
+
+
+def _attempt(sql: str, params: Sequence[Any] | Mapping[str, Any], conn: Any, fetch: Callable[[Any], T]) -> T:
     cursor = _prepared_cursor(conn) if enabled(conn) else None
     if cursor is not None:
         try:

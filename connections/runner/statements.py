@@ -1,12 +1,14 @@
-"""The two reads every run makes on the worker, written as SQL and prepared on PostgreSQL.
+"""The statements every run and every webhook makes, written as SQL and prepared on PostgreSQL.
 
-The claim (its conditional UPDATE and the read of the run with its worker and tool) and the read of
-the worker's secrets and tokens ran through the ORM, which compiled them again for every run: on a
-2-core machine that was most of a trivial run's time on the worker (the claim 3.6 ms, the secrets
-2.2 ms, against 0.6 ms for everything else a run does). Here each is one statement, built once per
-database from the models' metadata (only table and column names are interpolated; values are
-parameters) and prepared once per connection (connections/prepared.py), so PostgreSQL does not plan
-it again either. Rows become model instances through the fields' own converters, as the ORM's would.
+On the worker: the claim (its conditional UPDATE, returning the run with its worker and tool in the
+same statement on PostgreSQL; read next elsewhere), the read of the worker's secrets and tokens,
+and the outcome. For a webhook: the read of the webhook with its worker and the check for an earlier
+copy of a signed request. Through the ORM each was compiled again every time: on a 2-core machine
+that was most of a trivial run's time on the worker (the claim 3.6 ms, the secrets 2.2 ms, against
+0.6 ms for everything else a run does). Here each is built once per database from the models'
+metadata (only table and column names are interpolated; values are parameters) and prepared once
+per connection (connections/prepared.py), so PostgreSQL does not plan it again either. Rows become
+model instances through the fields' own converters, as the ORM's would.
 """
 
 from __future__ import annotations
@@ -65,22 +67,22 @@ def _claim_sql(using: str) -> tuple[str, str | None]:
         f"UPDATE {q(meta.db_table)} SET {status} = %(running)s, {col('unsent')} = %(no)s, "  # noqa: S608
         f"{col('attempts')} = {col('attempts')} + 1, {col('owner')} = %(owner)s, {col('heartbeat_at')} = %(now)s, "
         f"{col('started_at')} = COALESCE({col('started_at')}, %(now)s) "
-        f"WHERE {col('id')} = %(id)s AND ({status} = %(queued)s "
+        f"WHERE {q(meta.pk.column)} = %(id)s AND ({status} = %(queued)s "
         f"OR ({status} = %(retrying)s AND ({col('due_at')} IS NULL OR {col('due_at')} <= %(due_by)s)))"
     )
     columns = ", ".join(
         f"{alias}.{q(field.column)}" for model, alias in _CLAIMED for field in model._meta.concrete_fields
     )
     joins = (
-        f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q('id')} = claimed.{col('worker')} "
-        f"LEFT OUTER JOIN {q(Tool._meta.db_table)} t ON t.{q('id')} = claimed.{col('tool')}"
+        f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = claimed.{col('worker')} "
+        f"LEFT OUTER JOIN {q(Tool._meta.db_table)} t ON t.{q(Tool._meta.pk.column)} = claimed.{col('tool')}"
     )
     if conn.vendor == "postgresql":
         # Inside the WITH the table is the table; after it, `claimed` is the updated row alone.
         return f"WITH claimed AS ({update} RETURNING *) SELECT {columns} FROM claimed {joins}", None  # noqa: S608
     read = (
         f"SELECT {columns} FROM {q(meta.db_table)} claimed {joins} "  # noqa: S608
-        f"WHERE claimed.{col('id')} = %(id)s AND claimed.{col('owner')} = %(owner)s"
+        f"WHERE claimed.{q(meta.pk.column)} = %(id)s AND claimed.{col('owner')} = %(owner)s"
     )
     return update, read
 

@@ -284,9 +284,10 @@ def receive(
 def _handled(digest: str) -> Answer | None:
     """The answer for a signed request that was accepted before: handled once, so no second run."""
     found = statements.event_with_digest(digest)
-    if found is None:
+    # None too when the event was purged since (retention): the request is then taken as new.
+    earlier = WebhookEvent.objects.filter(pk=found).first() if found is not None else None
+    if earlier is None:
         return None
-    earlier = WebhookEvent.objects.get(pk=found)
     run = earlier.runs.order_by("pk").first()
     logger.warning("Webhook request is a replay of event #%s: not handled again", earlier.pk)
     return Answer(200, "duplicate", earlier, run, duplicate=True)
