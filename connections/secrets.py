@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import connections, router, transaction
+from django.db.models import Model
 
 from . import prepared
 from .exceptions import MissingSecret, WorkerNotFound
-from .models import OAuthCapability, Secret, Webhook, Worker
+from .models import Connection, OAuthCapability, Secret, Webhook, Worker
 
 
 def _worker(slug: str) -> Worker:
@@ -19,15 +21,25 @@ def _worker(slug: str) -> Worker:
         raise WorkerNotFound(f"No deployed worker {slug!r}: run `python manage.py workers deploy` first") from None
 
 
+def _quote(using: str) -> Any:
+    return connections[using].ops.quote_name
+
+
+def _of_worker(using: str, model: type[Model], alias: str) -> str:
+    """`JOIN worker w ... WHERE w.slug = %(worker)s` for a table whose rows have a `worker` key."""
+    q = _quote(using)
+    owner = q(model._meta.get_field("worker").column)
+    slug = q(Worker._meta.get_field("slug").column)
+    return f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = {alias}.{owner} WHERE w.{slug} = %(worker)s"
+
+
 @functools.cache
 def _secret_sql(using: str) -> str:
-    q = connections[using].ops.quote_name
+    q = _quote(using)
     meta = Secret._meta
-    owner = q(meta.get_field("worker").column)
     return (
         f"SELECT s.{q(meta.get_field('value').column)} FROM {q(meta.db_table)} s "  # noqa: S608
-        f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = s.{owner} "
-        f"WHERE w.{q('slug')} = %(worker)s AND s.{q('name')} = %(name)s"
+        f"{_of_worker(using, Secret, 's')} AND s.{q(meta.get_field('name').column)} = %(name)s"
     )
 
 
@@ -43,6 +55,31 @@ def get_secret(worker: str, name: str) -> str:
     if row is None:
         raise MissingSecret(worker, name)
     return Secret._meta.get_field("value").from_db_value(row[0], None, conn)
+
+
+@functools.cache
+def _ciphertexts_sql(using: str) -> str:
+    q = _quote(using)
+    conn_meta, capability = Connection._meta, OAuthCapability._meta
+    to_capability = q(conn_meta.get_field("capability").column)
+    name = f"k.{q(capability.get_field('name').column)}"
+    tokens = (
+        f"FROM {q(conn_meta.db_table)} c INNER JOIN {q(capability.db_table)} k "
+        f"ON k.{q(capability.pk.column)} = c.{to_capability} {_of_worker(using, OAuthCapability, 'k')}"
+    )
+    return (
+        f"SELECT s.{q(Secret._meta.get_field('value').column)}, '' FROM {q(Secret._meta.db_table)} s "  # noqa: S608
+        f"{_of_worker(using, Secret, 's')} "
+        f"UNION ALL SELECT c.{q(conn_meta.get_field('access_token').column)}, {name} {tokens} "
+        f"UNION ALL SELECT c.{q(conn_meta.get_field('refresh_token').column)}, {name} {tokens}"
+    )
+
+
+def ciphertexts(worker: str) -> list[tuple[str, str]]:
+    """(ciphertext, capability name or "") of the worker's secrets, access tokens and refresh tokens,
+    in one statement prepared on PostgreSQL: read after every run, for what its outcome is blanked of."""
+    using = router.db_for_read(Secret)
+    return prepared.fetchall(_ciphertexts_sql(using), {"worker": worker}, connections[using])
 
 
 def set_secrets(worker: str, values: dict[str, str]) -> list[tuple[str, bool]]:

@@ -108,11 +108,11 @@ def known_secrets(worker_slug: str) -> list[str]:
     """Values that must never be stored in a run: the worker's secrets and its tokens."""
     from ..models import Secret
     from ..runtime import oauth_env_name
-    from .statements import secret_rows
+    from ..secrets import ciphertexts
 
     # One statement for the three columns, (ciphertext, capability name or ""); a dropped connection
     # raises (no empty list: nothing would be blanked, see runs.reconnecting).
-    rows = secret_rows(worker_slug)
+    rows = ciphertexts(worker_slug)
     # Every column holds the same kind of ciphertext: the field that decrypts one decrypts them all.
     field = Secret._meta.get_field("value")
     values: list[str] = []

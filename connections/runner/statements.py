@@ -1,14 +1,15 @@
 """The statements every run and every webhook makes, written as SQL and prepared on PostgreSQL.
 
 On the worker: the claim (its conditional UPDATE, returning the run with its worker and tool in the
-same statement on PostgreSQL; read next elsewhere), the read of the worker's secrets and tokens,
-and the outcome. For a webhook: the read of the webhook with its worker and the check for an earlier
-copy of a signed request. Through the ORM each was compiled again every time: on a 2-core machine
-that was most of a trivial run's time on the worker (the claim 3.6 ms, the secrets 2.2 ms, against
-0.6 ms for everything else a run does). Here each is built once per database from the models'
-metadata (only table and column names are interpolated; values are parameters) and prepared once
-per connection (connections/prepared.py), so PostgreSQL does not plan it again either. Rows become
-model instances through the fields' own converters, as the ORM's would.
+same statement on PostgreSQL; read next elsewhere) and the outcome; the read of the worker's
+secrets and tokens is `secrets.ciphertexts`. For a webhook: the read of the webhook with its worker
+and the check for an earlier copy of a signed request. Through the ORM each was compiled again
+every time: on a 2-core machine that was most of a trivial run's time on the worker (the claim
+3.6 ms, the secrets 2.2 ms, against 0.6 ms for everything else a run does). Here each is built
+once per database from the models' metadata (only table and column names are interpolated; values
+are parameters) and prepared once per connection (connections/prepared.py), so PostgreSQL does not
+plan it again either. Rows become model instances through the fields' own converters, as the
+ORM's would.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from django.db import connections, router
 from django.db.models import Model
 
 from .. import prepared
-from ..models import Connection, OAuthCapability, Run, Secret, Tool, Webhook, WebhookEvent, Worker
-
-# The models a claimed row holds, in the order of its columns, with their aliases in the statement.
-_CLAIMED = ((Run, "claimed"), (Worker, "w"), (Tool, "t"))
+from ..models import Run, Tool, Webhook, WebhookEvent, Worker
 
 Converter = Callable[[Any, Any, Any], Any]
+Parts = tuple[tuple[type[Model], str], ...]
+
+# The models a row holds, in the order of its columns, with their aliases in the statement.
+_CLAIMED: Parts = ((Run, "claimed"), (Worker, "w"), (Tool, "t"))
+_WEBHOOK: Parts = ((Webhook, "h"), (Worker, "w"))
 
 
 @functools.cache
@@ -43,13 +46,30 @@ def _converters(using: str, model: type[Model], alias: str) -> tuple[tuple[int, 
     return tuple(found)
 
 
-def _instance(using: str, model: type[Model], alias: str, values: Sequence[Any]) -> Model:
-    row = list(values)
+@functools.cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+def _columns(using: str, parts: Parts) -> str:
+    """The SELECT list of every concrete column of each (model, alias), in order."""
+    q = connections[using].ops.quote_name
+    return ", ".join(f"{alias}.{q(field.column)}" for model, alias in parts for field in model._meta.concrete_fields)
+
+
+def _instances(using: str, parts: Parts, row: Sequence[Any]) -> list[Model]:
+    """One instance per (model, alias) from a row of `_columns(using, parts)`, converted as the ORM would."""
     conn = connections[using]
-    for index, column, chain in _converters(using, model, alias):
-        for convert in chain:
-            row[index] = convert(row[index], column, conn)
-    return model.from_db(using, [f.attname for f in model._meta.concrete_fields], row)
+    found = []
+    start = 0
+    for model, alias in parts:
+        values = list(row[start : start + len(model._meta.concrete_fields)])
+        start += len(values)
+        for index, column, chain in _converters(using, model, alias):
+            for convert in chain:
+                values[index] = convert(values[index], column, conn)
+        found.append(model.from_db(using, _attnames(model), values))
+    return found
 
 
 @functools.cache
@@ -70,9 +90,7 @@ def _claim_sql(using: str) -> tuple[str, str | None]:
         f"WHERE {q(meta.pk.column)} = %(id)s AND ({status} = %(queued)s "
         f"OR ({status} = %(retrying)s AND ({col('due_at')} IS NULL OR {col('due_at')} <= %(due_by)s)))"
     )
-    columns = ", ".join(
-        f"{alias}.{q(field.column)}" for model, alias in _CLAIMED for field in model._meta.concrete_fields
-    )
+    columns = _columns(using, _CLAIMED)
     joins = (
         f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = claimed.{col('worker')} "
         f"LEFT OUTER JOIN {q(Tool._meta.db_table)} t ON t.{q(Tool._meta.pk.column)} = claimed.{col('tool')}"
@@ -107,46 +125,14 @@ def claim_row(run_id: int, owner: str, now: datetime, due_by: datetime) -> Run |
     if read is None:
         row = prepared.fetchone(statement, params, conn)
     else:
-        with conn.cursor() as cursor:
-            cursor.execute(statement, params)
-            claimed = cursor.rowcount
-        row = prepared.fetchone(read, params, conn) if claimed else None
+        row = prepared.fetchone(read, params, conn) if prepared.rowcount(statement, params, conn) else None
     if row is None:
         return None
-    runs_width = len(Run._meta.concrete_fields)
-    workers_width = len(Worker._meta.concrete_fields)
-    run = _instance(using, Run, "claimed", row[:runs_width])
-    run.worker = _instance(using, Worker, "w", row[runs_width : runs_width + workers_width])
+    run, worker, tool = _instances(using, _CLAIMED, row)
+    run.worker = worker
     # A run queued before tools were linked to runs has none: the LEFT JOIN's columns are NULL.
-    run.tool = _instance(using, Tool, "t", row[runs_width + workers_width :]) if run.tool_id is not None else None
+    run.tool = tool if run.tool_id is not None else None
     return run
-
-
-@functools.cache
-def _secrets_sql(using: str) -> str:
-    q = connections[using].ops.quote_name
-
-    def fk(model: type[Model], name: str) -> str:
-        return q(model._meta.get_field(name).column)
-
-    worker = f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q('id')} = "
-    tokens = (
-        f"FROM {q(Connection._meta.db_table)} c "
-        f"INNER JOIN {q(OAuthCapability._meta.db_table)} k ON k.{q('id')} = c.{fk(Connection, 'capability')} "
-        f"{worker}k.{fk(OAuthCapability, 'worker')} WHERE w.{q('slug')} = %(worker)s"
-    )
-    return (
-        f"SELECT s.{q('value')}, '' FROM {q(Secret._meta.db_table)} s "  # noqa: S608
-        f"{worker}s.{fk(Secret, 'worker')} WHERE w.{q('slug')} = %(worker)s "
-        f"UNION ALL SELECT c.{q('access_token')}, k.{q('name')} {tokens} "
-        f"UNION ALL SELECT c.{q('refresh_token')}, k.{q('name')} {tokens}"
-    )
-
-
-def secret_rows(worker_slug: str) -> list[tuple[str, str]]:
-    """(ciphertext, capability name or "") of the worker's secrets, access tokens and refresh tokens."""
-    using = router.db_for_read(Secret)
-    return prepared.fetchall(_secrets_sql(using), {"worker": worker_slug}, connections[using])
 
 
 @functools.cache
@@ -174,11 +160,7 @@ def finish_row(run_id: int, owner: str, values: dict[str, Any]) -> bool:
 @functools.cache
 def _webhook_sql(using: str) -> str:
     q = connections[using].ops.quote_name
-    columns = ", ".join(
-        f"{alias}.{q(field.column)}"
-        for model, alias in ((Webhook, "h"), (Worker, "w"))
-        for field in model._meta.concrete_fields
-    )
+    columns = _columns(using, _WEBHOOK)
     owner = q(Webhook._meta.get_field("worker").column)
     return (
         f"SELECT {columns} FROM {q(Webhook._meta.db_table)} h "  # noqa: S608
@@ -193,9 +175,8 @@ def webhook_row(worker_slug: str, key: str) -> Webhook | None:
     row = prepared.fetchone(_webhook_sql(using), {"worker": worker_slug, "key": key}, connections[using])
     if row is None:
         return None
-    width = len(Webhook._meta.concrete_fields)
-    hook = _instance(using, Webhook, "h", row[:width])
-    hook.worker = _instance(using, Worker, "w", row[width:])
+    hook, worker = _instances(using, _WEBHOOK, row)
+    hook.worker = worker
     return hook
 
 
