@@ -180,7 +180,13 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
         _upsert(
             m.SyncedDatabase,
             {"worker": record, "key": key},
-            {"title": db.title, "primary_key": db.primary_key, "properties": db.properties, "is_active": True},
+            {
+                "title": db.title,
+                "primary_key": db.primary_key,
+                "properties": db.properties,
+                "property_order": list(db.properties),
+                "is_active": True,
+            },
             report,
             f"database {label}:{key}",
         )

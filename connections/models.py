@@ -321,6 +321,9 @@ class SyncedDatabase(models.Model):
     title = models.CharField(_("title"), max_length=200)
     primary_key = models.CharField(_("primary key property"), max_length=200)
     properties = models.JSONField(_("properties"), default=dict)
+    # The property names in the order the code declares them: jsonb keeps no key order, and records
+    # are stored as canonical JSON (sorted keys), so neither `properties` nor a record can say it.
+    property_order = models.JSONField(default=list, blank=True, editable=False)
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -331,6 +334,14 @@ class SyncedDatabase(models.Model):
 
     def __str__(self) -> str:
         return self.title or self.key
+
+    def in_declared_order(self, values: dict[str, Any]) -> list[tuple[str, Any]]:
+        """`values` (by property name) in the order the code declares the properties, any other last."""
+        order = [name for name in self.property_order if name in values]
+        listed = set(order)
+        return [(name, values[name]) for name in order] + [
+            (name, value) for name, value in values.items() if name not in listed
+        ]
 
 
 class Record(models.Model):

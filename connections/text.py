@@ -44,17 +44,18 @@ def describe_time(value: datetime | None) -> str:
     return f"{local:%Y-%m-%d %H:%M:%S %Z} ({relative})"
 
 
-_DIGITS = re.compile(r"\d+")
+# Split, not sub with a function: a sync computes this for every record it writes, and a call per
+# run of digits (with its match object) cost twice as much.
+_DIGIT_RUNS = re.compile(r"(\d+)")
 SORT_KEY_LENGTH = 1000
-
-
-def _number(match: re.Match[str]) -> str:
-    digits = match.group().lstrip("0") or "0"
-    # Its length first, so a longer number sorts after a shorter one: "9" < "10" as text too.
-    return f"{min(len(digits), 999):03d}{digits}"
 
 
 def natural_sort_key(text: str) -> str:
     """`text` with each run of digits prefixed by its length: sorted as text, "2" comes before "10"
     and "item 9" before "item 10", in SQL (an indexed column) as in Python."""
-    return _DIGITS.sub(_number, str(text))[:SORT_KEY_LENGTH]
+    parts = _DIGIT_RUNS.split(str(text))
+    for index in range(1, len(parts), 2):
+        digits = parts[index].lstrip("0") or "0"
+        # Its length first, so a longer number sorts after a shorter one: "9" < "10" as text too.
+        parts[index] = f"{min(len(digits), 999):03d}{digits}"
+    return "".join(parts)[:SORT_KEY_LENGTH]

@@ -490,7 +490,7 @@ class RecordAdmin(CodeDefinedAdmin):
             return list(self.list_display)
         return [
             "record_key",
-            *(_property_column(name, kind) for name, kind in database.properties.items()),
+            *(_property_column(name, kind) for name, kind in database.in_declared_order(database.properties)),
             "updated_at",
         ]
 
@@ -510,7 +510,7 @@ class RecordAdmin(CodeDefinedAdmin):
             "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
             (
                 (name, value.get("type", "") if isinstance(value, dict) else "", display_value(value))
-                for name, value in obj.properties.items()
+                for name, value in obj.database.in_declared_order(obj.properties)
             ),
         )
         return format_html("<table><tbody>{}</tbody></table>", rows)
