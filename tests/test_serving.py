@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.db import connection
 from django.test.utils import override_settings
 
 from connections.cli.serve import web_command
@@ -165,3 +166,33 @@ def test_a_broken_chunked_body_is_a_400_not_a_500(gunicorn: Server) -> None:
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert "Traceback" not in gunicorn.output()
+
+
+def _sessions_opened() -> int:
+    """Connections ever opened to this database, once the counts of ended ones are in (PostgreSQL 14+)."""
+    last = -1
+    for _ in range(20):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            now = int(cursor.fetchone()[0])
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.5)
+    return last
+
+
+def test_requests_take_pooled_database_connections_on_postgresql(gunicorn: Server) -> None:
+    """40 requests, 4 at a time, open a few PostgreSQL connections, not one each: a new connection
+    cost the server more than a request's own work."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the web server's connection pool is PostgreSQL's")
+    before = _sessions_opened()
+
+    with ThreadPoolExecutor(4) as senders:
+        codes = list(senders.map(lambda _: requests.get(f"{gunicorn.url}/healthz", timeout=10).status_code, range(40)))
+
+    assert codes == [200] * 40
+    # 2 processes, at most 4 requests at a time between them.
+    assert _sessions_opened() - before <= 8

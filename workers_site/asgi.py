@@ -9,8 +9,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 django_application = get_asgi_application()
 
 from connections.crypto import assert_keys_can_read  # noqa: E402
+from connections.dbpool import close_database_connections  # noqa: E402
 from connections.mcp.asgi import Site  # noqa: E402
 
 assert_keys_can_read()
+# gunicorn loads this in its master and forks the workers from it: the check's connection (and a
+# connection pool, with its threads) must not be shared with them.
+close_database_connections()
 
 application = Site(django_application)

@@ -27,6 +27,9 @@ class KeptConnections(django_fixup.DjangoWorkerFixup):
 
         for conn in self._db.connections.all():
             if conn.vendor != "sqlite":
+                # One kept connection per pool process; a connection pool (the web server's,
+                # WORKERS_DATABASE_POOL) would only add idle ones, and Django refuses both together.
+                conn.settings_dict["OPTIONS"].pop("pool", None)
                 conn.settings_dict["CONN_MAX_AGE"] = settings.CELERY_WORKER_CONN_MAX_AGE
 
     def close_database(self, **kwargs: Any) -> None:

@@ -13,6 +13,9 @@ import os
 
 from connections.logging import console_config
 
+# Requests take PostgreSQL connections from a pool (workers_site/settings.py): read when the app loads, below.
+os.environ.setdefault("WORKERS_DATABASE_POOL", "true")
+
 wsgi_app = "workers_site.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))

@@ -111,6 +111,36 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
             "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
         )
+# The web server takes its PostgreSQL connections from a pool (psycopg_pool, through Django's own
+# "pool" option): `workers serve`'s gunicorn turns it on (workers_site/gunicorn_conf.py). A new
+# connection for every request cost more than most requests' own work (a server process forked and
+# its catalog caches filled: /healthz answered 160-180 requests/s without the pool, 390-410 with),
+# and each request's statements were prepared again. Celery's pool processes keep one connection
+# each instead (below): workers_site/celery.py drops the pool there.
+DATABASE_POOL = env.bool("WORKERS_DATABASE_POOL", default=False) and (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+)
+
+
+def _web_threads() -> int:
+    return env.int("WORKERS_WEB_THREADS", default=env.int("GUNICORN_THREADS", default=DEFAULTS["WORKERS_WEB_THREADS"]))
+
+
+if DATABASE_POOL:
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "WORKERS_DATABASE_POOL keeps connections in a pool: leave CONN_MAX_AGE at 0 with it, or turn it off."
+        )
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        # A request's thread holds one for the request (WORKERS_WEB_THREADS at once), MCP calls
+        # take theirs beside them; past this, a request waits up to `timeout` seconds for one.
+        "max_size": env.int("WORKERS_DATABASE_POOL_SIZE", default=2 * _web_threads()),
+        "timeout": 30,
+    }
+    # With CONN_HEALTH_CHECKS (above) Django has the pool check each connection it hands out (an
+    # empty query): one the server dropped (restart, failover, idle timeout) is replaced instead
+    # of failing the request.
 # Seconds a Celery pool process keeps its database connection across tasks (workers_site/celery.py):
 # a new PostgreSQL connection for every run was half of a trivial run's cost. 0 closes it after
 # each task, as Celery does by default. SQLite's connections are always closed (nothing to save).

@@ -13,6 +13,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from ..conf import app_settings
+from ..dbpool import close_database_connections
 from ..exceptions import InvalidApiKey
 from . import keys
 from .calls import in_thread
@@ -149,4 +150,6 @@ class Site:
             logger.exception("The MCP session manager failed")
             await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
             return
+        # The pool's connections are closed, not dropped with the process (the server logs those).
+        await anyio.to_thread.run_sync(close_database_connections)
         await send({"type": "lifespan.shutdown.complete"})
