@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from celery import current_app
 from django.db import (
+    IntegrityError,
     InterfaceError,
     OperationalError,
     close_old_connections,
@@ -35,7 +36,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from .. import jsondata, prepared
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError, WorkerNotFound
-from ..models import Run
+from ..models import Run, WebhookEvent
 from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which worker code imports)
 from . import limits, statements
 
@@ -141,24 +142,46 @@ def condition(queryset: QuerySet[Any]) -> Condition:
     return sql, tuple(params)
 
 
+def _insert_columns(model: type[Model]) -> tuple[Field[Any, Any], ...]:
+    meta = model._meta
+    return tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated)
+
+
+def _selected(conn: Any, columns: tuple[Field[Any, Any], ...], replaced: dict[str, str] | None = None) -> str:
+    """The SELECT list of an `INSERT ... SELECT`: a placeholder per column, or the SQL `replaced` gives it."""
+    # In a SELECT list PostgreSQL types a bare NULL or literal as text, which a bigint or jsonb column
+    # refuses: each value is cast to its column's type (text columns take text, their length checked).
+    typed = conn.vendor == "postgresql"
+    return ", ".join(
+        (replaced or {}).get(f.name)
+        or (
+            f"CAST(%s AS {f.db_type(conn)})"
+            if typed and f.get_internal_type() not in ("CharField", "TextField")
+            else "%s"
+        )
+        for f in columns
+    )
+
+
+def _values(model: type[Model], columns: tuple[Field[Any, Any], ...], obj: Model, using: str) -> list[Any]:
+    """`obj`'s values for `columns` as an INSERT would send them (auto_now_add and defaults applied)."""
+    query = InsertQuery(model)
+    query.insert_values(columns, [obj])
+    compiler = query.get_compiler(using=using)
+    return [compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in columns]
+
+
 @functools.cache
 def _insert_sql(using: str, conditional: bool) -> tuple[str, tuple[Field[Any, Any], ...]]:
     """`INSERT INTO run (columns) SELECT values [WHERE EXISTS ({where})] RETURNING id` for this database, and its columns."""
     conn = connections[using]
     meta = Run._meta
-    columns = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated)
-    # In a SELECT list PostgreSQL types a bare NULL or literal as text, which a bigint or jsonb column
-    # refuses: each value is cast to its column's type (text columns take text, their length checked).
-    typed = conn.vendor == "postgresql"
-    selected = ", ".join(
-        f"CAST(%s AS {f.db_type(conn)})" if typed and f.get_internal_type() not in ("CharField", "TextField") else "%s"
-        for f in columns
-    )
+    columns = _insert_columns(Run)
     qn = conn.ops.quote_name
     where = " WHERE EXISTS ({where})" if conditional else ""
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in columns)}) "
-        f"SELECT {selected}{where} RETURNING {qn(meta.pk.column)}"
+        f"SELECT {_selected(conn, columns)}{where} RETURNING {qn(meta.pk.column)}"
     )
     return sql, columns
 
@@ -170,10 +193,7 @@ def _insert(run: Run, where: Condition | None) -> bool:
     """
     using = router.db_for_write(Run)
     template, columns = _insert_sql(using, where is not None)
-    query = InsertQuery(Run)
-    query.insert_values(columns, [run])
-    compiler = query.get_compiler(using=using)
-    values = [compiler.prepare_value(f, compiler.pre_save_val(f, run)) for f in columns]
+    values = _values(Run, columns, run, using)
     where_sql, where_params = where or ("", ())
     row = prepared.fetchone(template.replace("{where}", where_sql), (*values, *where_params), connections[using])
     if row is None:
@@ -181,6 +201,68 @@ def _insert(run: Run, where: Condition | None) -> bool:
     run.pk = row[0]
     run._state.adding, run._state.db = False, using
     return True
+
+
+@functools.cache
+def _event_and_run_sql(using: str) -> tuple[str, tuple[Field[Any, Any], ...], tuple[Field[Any, Any], ...]]:
+    """PostgreSQL: a webhook event and its run in one statement, nothing at all when the event's digest is taken.
+
+    `WITH e AS (INSERT INTO event ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO run ... SELECT
+    ..., e.id FROM e RETURNING id, webhook_event_id`, and the columns of each insert.
+    """
+    conn = connections[using]
+    qn = conn.ops.quote_name
+    event_meta, run_meta = WebhookEvent._meta, Run._meta
+    event_columns = _insert_columns(WebhookEvent)
+    link = run_meta.get_field("webhook_event")
+    run_columns = _insert_columns(Run)
+    sql = (
+        f"WITH e AS (INSERT INTO {qn(event_meta.db_table)} ({', '.join(qn(f.column) for f in event_columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(event_columns))}) ON CONFLICT DO NOTHING "
+        f"RETURNING {qn(event_meta.pk.column)}) "
+        f"INSERT INTO {qn(run_meta.db_table)} ({', '.join(qn(f.column) for f in run_columns)}) "
+        f"SELECT {_selected(conn, run_columns, {link.name: f'e.{qn(event_meta.pk.column)}'})} FROM e "
+        f"RETURNING {qn(run_meta.pk.column)}, {qn(link.column)}"
+    )
+    return sql, event_columns, tuple(f for f in run_columns if f is not link)
+
+
+def create_webhook_run(event: WebhookEvent, worker: Any, target: str, *, trigger: str) -> Run | None:
+    """Store the unsaved accepted `event` and its queued run, and queue the run; None, and nothing stored
+    or queued, when an event with the same replay digest is already stored (a replay).
+
+    On PostgreSQL one prepared statement in autocommit, so one round trip stores both (no BEGIN,
+    no COMMIT of their own), and a replay's insert does nothing rather than fail: a refused INSERT
+    is written to the server's log with its values (the body, the headers), so replays would fill
+    it. Elsewhere both inserts in one transaction, a replay's rolled back.
+    """
+    using = router.db_for_write(Run)
+    conn = connections[using]
+    run = _new_run(Run.Kind.WEBHOOK, worker, target, trigger=trigger, webhook_event=event)
+    if conn.vendor != "postgresql":
+        try:
+            with transaction.atomic(using=using):
+                event.save(using=using)
+                run.webhook_event = event
+                _insert(run, None)
+        except IntegrityError:
+            if event.replay_digest is None:
+                raise
+            event.pk = None
+            return None
+        send(run)
+        return run
+    template, event_columns, run_columns = _event_and_run_sql(using)
+    values = (*_values(WebhookEvent, event_columns, event, using), *_values(Run, run_columns, run, using))
+    row = prepared.fetchone(template, values, conn)
+    if row is None:
+        return None
+    run.pk, event.pk = row
+    for obj in (run, event):
+        obj._state.adding, obj._state.db = False, using
+    run.webhook_event = event
+    send(run)
+    return run
 
 
 def create_run_if(where: Condition, kind: str, worker: Any, target: str, *, trigger: str, **fields: Any) -> Run | None:

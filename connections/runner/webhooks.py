@@ -254,31 +254,32 @@ def receive(
         return _reject(401, str(exc) or "verification failed", size=len(raw), hook=hook, **request)
     except InvalidJSONError as exc:
         return _reject(400, str(exc), size=len(raw), hook=hook, **request)
-    # Read first, though the unique digest would refuse a replay's insert anyway: on PostgreSQL a
-    # refused INSERT is written to the server's log with its values (the body, the headers), so a
-    # replayed request would fill that log. The unique digest settles two copies arriving together.
-    if digest is not None and (earlier := _handled(digest)) is not None:
-        return earlier
-    try:
-        with transaction.atomic():
-            stored = WebhookEvent.objects.create(
-                webhook=hook,
-                path=path[:300],
-                method=method[:10],
-                headers=stored_headers(request["headers"]),
-                body=raw,
-                body_size=len(raw),
-                status=WebhookEvent.Status.ACCEPTED,
-                replay_digest=digest,
-            )
-            run = runs.create_run(Run.Kind.WEBHOOK, hook.worker, key, trigger="webhook", webhook_event=stored)
-            runs.send(run)
-    except IntegrityError:
-        # A copy of the same signed request won the race to the unique digest: this one is the replay.
+    # A signed request stored before is answered as it was, without a second run: the event's unique
+    # digest refuses its copy (two copies arriving together included), and the earlier one is read.
+    for _ in range(2):
+        stored = WebhookEvent(
+            webhook=hook,
+            path=path[:300],
+            method=method[:10],
+            headers=stored_headers(request["headers"]),
+            body=raw,
+            body_size=len(raw),
+            status=WebhookEvent.Status.ACCEPTED,
+            replay_digest=digest,
+        )
+        run = runs.create_webhook_run(stored, hook.worker, key, trigger="webhook")
+        if run is not None:
+            return Answer(202, "accepted", stored, run)
         if digest is not None and (earlier := _handled(digest)) is not None:
             return earlier
-        raise
-    return Answer(202, "accepted", stored, run)
+    # Refused as a copy twice, yet no earlier event is there (purged between the two each time).
+    return _reject(
+        503,
+        "a copy of this request was being stored at the same time: send it again",
+        size=len(raw),
+        hook=hook,
+        **request,
+    )
 
 
 def _handled(digest: str) -> Answer | None:

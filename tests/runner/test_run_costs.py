@@ -141,3 +141,38 @@ def test_an_outcome_is_recorded_when_the_connection_died_while_the_code_ran(post
 
     run.refresh_from_db()
     assert (outcome.status, run.status, run.attempts, run.result) == ("succeeded", "succeeded", 1, {"sum": 3})
+
+
+def test_an_accepted_signed_webhook_stores_its_event_and_run_in_one_statement(deployed, client):
+    """Read the webhook, read its secret, store event and run: no read for an earlier copy first
+    (the event's unique digest settles a copy), and on PostgreSQL no transaction round trips."""
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    from connections.models import WebhookEvent
+    from connections.secrets import set_secrets
+
+    from .conftest import HOOK_SECRET
+
+    set_secrets("runner-test", {"HOOK_SECRET": HOOK_SECRET})
+    body = json.dumps({"action": "opened", "number": 5}).encode()
+    stamp = str(int(time.time()))
+    signature = hmac.new(HOOK_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    headers = {"HTTP_X_SIGNATURE": f"sha256={signature}", "HTTP_X_TIMESTAMP": stamp}
+
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.post("/webhooks/runner-test/signed/", body, content_type="application/json", **headers)
+
+    assert answer.status_code == 202
+    run = Run.objects.get()
+    assert run.webhook_event == WebhookEvent.objects.get(status="accepted") and run.status == "queued"
+    if connection.vendor == "postgresql":
+        assert _statements(queries) == ["SELECT", "SELECT", "WITH"]
+    else:
+        assert _statements(queries) == ["SELECT", "SELECT", "BEGIN", "INSERT", "INSERT", "COMMIT"]
+    # A copy is answered with the first one's event and run, and stores nothing.
+    again = client.post("/webhooks/runner-test/signed/", body, content_type="application/json", **headers)
+    assert again.status_code == 200 and again.json()["run"] == run.pk
+    assert Run.objects.count() == 1 and WebhookEvent.objects.filter(status="accepted").count() == 1
