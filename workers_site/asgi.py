@@ -2,11 +2,16 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 
-django_application = get_asgi_application()
+# What django.core.asgi.get_asgi_application does, with the handler that runs the middleware in one hop.
+django.setup(set_prefix=False)
+
+from workers_site.handler import OneHopASGIHandler  # noqa: E402
+
+django_application = OneHopASGIHandler()
 
 from connections.crypto import assert_keys_can_read  # noqa: E402
 from connections.dbpool import close_database_connections  # noqa: E402
