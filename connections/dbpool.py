@@ -10,9 +10,14 @@ from django.db import connections
 
 
 def close_database_connections() -> None:
-    """Close every connection this process opened, and any connection pool with its threads."""
+    """Close this thread's connections, and the process's connection pools with their threads.
+
+    A pool belongs to the process, whichever thread opened it: each alias's wrapper is looked at
+    from here (made for this thread if need be, which connects nothing).
+    """
     connections.close_all()
-    for conn in connections.all(initialized_only=True):
+    for alias in connections:
+        conn = connections[alias]
         # PostgreSQL's backend only; its close_pool() would first open a pool that is not there.
-        if conn.alias in getattr(type(conn), "_connection_pools", ()):
+        if alias in getattr(type(conn), "_connection_pools", ()):
             conn.close_pool()

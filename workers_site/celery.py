@@ -22,14 +22,16 @@ class KeptConnections(django_fixup.DjangoWorkerFixup):
     """
 
     def on_worker_process_init(self, **kwargs: Any) -> None:
+        for conn in self._db.connections.all():
+            # One kept connection per pool process; a connection pool (the web server's,
+            # WORKERS_DATABASE_POOL) would only add idle ones, and Django refuses both together.
+            # Dropped first, so the inherited connection is not handed back to the parent's pool.
+            conn.settings_dict.get("OPTIONS", {}).pop("pool", None)
         super().on_worker_process_init(**kwargs)
         from django.conf import settings
 
         for conn in self._db.connections.all():
             if conn.vendor != "sqlite":
-                # One kept connection per pool process; a connection pool (the web server's,
-                # WORKERS_DATABASE_POOL) would only add idle ones, and Django refuses both together.
-                conn.settings_dict["OPTIONS"].pop("pool", None)
                 conn.settings_dict["CONN_MAX_AGE"] = settings.CELERY_WORKER_CONN_MAX_AGE
 
     def close_database(self, **kwargs: Any) -> None:

@@ -13,8 +13,9 @@ import os
 
 from connections.logging import console_config
 
-# Requests take PostgreSQL connections from a pool (workers_site/settings.py): read when the app loads, below.
-os.environ.setdefault("WORKERS_DATABASE_POOL", "true")
+# These processes are the web server: their requests take PostgreSQL connections from a pool
+# (WORKERS_DATABASE_POOL in workers_site/settings.py, read when the app loads, below).
+os.environ["WORKERS_WEB_SERVER"] = "gunicorn"
 
 wsgi_app = "workers_site.asgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")

@@ -112,14 +112,28 @@ else:
             "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
         )
 # The web server takes its PostgreSQL connections from a pool (psycopg_pool, through Django's own
-# "pool" option): `workers serve`'s gunicorn turns it on (workers_site/gunicorn_conf.py). A new
-# connection for every request cost more than most requests' own work (a server process forked and
-# its catalog caches filled: /healthz answered 160-180 requests/s without the pool, 390-410 with),
-# and each request's statements were prepared again. Celery's pool processes keep one connection
-# each instead (below): workers_site/celery.py drops the pool there.
-DATABASE_POOL = env.bool("WORKERS_DATABASE_POOL", default=False) and (
-    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# "pool" option): in the processes of `workers serve`'s gunicorn only (workers_site/gunicorn_conf.py
+# marks them), unless WORKERS_DATABASE_POOL is false. A new connection for every request cost more
+# than most requests' own work (a server process forked and its catalog caches filled: /healthz
+# answered 160-180 requests/s without the pool, 390-410 with), and each request's statements were
+# prepared again. Celery's pool processes keep one connection each instead (below), and
+# workers_site/celery.py drops the option there too. Not with WORKERS_MCP_IN_PROCESS: each run in
+# the web process holds a connection (two, with its heartbeat) for its whole life, which would
+# leave a bounded pool none for requests; nor with CONN_MAX_AGE, which Django refuses beside it.
+_web_server = os.environ.get("WORKERS_WEB_SERVER") == "gunicorn"
+DATABASE_POOL = (
+    _web_server
+    and env.bool("WORKERS_DATABASE_POOL", default=True)
+    and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    and not env.bool("WORKERS_MCP_IN_PROCESS", default=DEFAULTS["WORKERS_MCP_IN_PROCESS"])
 )
+if DATABASE_POOL and DATABASES["default"]["CONN_MAX_AGE"]:
+    if "WORKERS_DATABASE_POOL" in os.environ:
+        raise ImproperlyConfigured(
+            "WORKERS_DATABASE_POOL keeps the web server's connections in a pool: set CONN_MAX_AGE to 0 "
+            "with it, or WORKERS_DATABASE_POOL=false to keep connections per thread instead."
+        )
+    DATABASE_POOL = False  # CONN_MAX_AGE set on its own: the operator's choice stands
 
 
 def _web_threads() -> int:
@@ -127,16 +141,14 @@ def _web_threads() -> int:
 
 
 if DATABASE_POOL:
-    if DATABASES["default"]["CONN_MAX_AGE"]:
-        raise ImproperlyConfigured(
-            "WORKERS_DATABASE_POOL keeps connections in a pool: leave CONN_MAX_AGE at 0 with it, or turn it off."
-        )
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         # A request's thread holds one for the request (WORKERS_WEB_THREADS at once), MCP calls
         # take theirs beside them; past this, a request waits up to `timeout` seconds for one.
         "max_size": env.int("WORKERS_DATABASE_POOL_SIZE", default=2 * _web_threads()),
-        "timeout": 30,
+        # As long as a new connection may take (DATABASE_CONNECT_TIMEOUT): with the database down, a
+        # request (and /healthz, then 503) fails after that, as it did without the pool.
+        "timeout": DATABASES["default"]["OPTIONS"].get("connect_timeout", 10),
     }
     # With CONN_HEALTH_CHECKS (above) Django has the pool check each connection it hands out (an
     # empty query): one the server dropped (restart, failover, idle timeout) is replaced instead

@@ -207,7 +207,7 @@ def _insert(run: Run, where: Condition | None) -> bool:
 def _event_and_run_sql(using: str) -> tuple[str, tuple[Field[Any, Any], ...], tuple[Field[Any, Any], ...]]:
     """PostgreSQL: a webhook event and its run in one statement, nothing at all when the event's digest is taken.
 
-    `WITH e AS (INSERT INTO event ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO run ... SELECT
+    `WITH e AS (INSERT INTO event ... ON CONFLICT (replay_digest) DO NOTHING RETURNING id) INSERT INTO run ... SELECT
     ..., e.id FROM e RETURNING id, webhook_event_id`, and the columns of each insert.
     """
     conn = connections[using]
@@ -218,7 +218,8 @@ def _event_and_run_sql(using: str) -> tuple[str, tuple[Field[Any, Any], ...], tu
     run_columns = _insert_columns(Run)
     sql = (
         f"WITH e AS (INSERT INTO {qn(event_meta.db_table)} ({', '.join(qn(f.column) for f in event_columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(event_columns))}) ON CONFLICT DO NOTHING "
+        f"VALUES ({', '.join(['%s'] * len(event_columns))}) "
+        f"ON CONFLICT ({qn(event_meta.get_field('replay_digest').column)}) DO NOTHING "
         f"RETURNING {qn(event_meta.pk.column)}) "
         f"INSERT INTO {qn(run_meta.db_table)} ({', '.join(qn(f.column) for f in run_columns)}) "
         f"SELECT {_selected(conn, run_columns, {link.name: f'e.{qn(event_meta.pk.column)}'})} FROM e "
@@ -246,7 +247,11 @@ def create_webhook_run(event: WebhookEvent, worker: Any, target: str, *, trigger
                 run.webhook_event = event
                 _insert(run, None)
         except IntegrityError:
-            if event.replay_digest is None:
+            # A copy only when the digest is what was refused: anything else is a real failure.
+            if (
+                event.replay_digest is None
+                or not WebhookEvent.objects.filter(replay_digest=event.replay_digest).exists()
+            ):
                 raise
             event.pk = None
             return None

@@ -191,7 +191,7 @@ def _replay_sql(using: str) -> str:
 
 
 def event_with_digest(digest: str) -> int | None:
-    """The id of the event stored for this signed request, if one was (read before every accepted one)."""
+    """The id of the event stored for this signed request, if one was (read when its insert was refused as a copy)."""
     using = router.db_for_read(WebhookEvent)
     row = prepared.fetchone(_replay_sql(using), {"digest": digest}, connections[using])
     return None if row is None else row[0]
