@@ -500,7 +500,8 @@ class RecordAdmin(CodeDefinedAdmin):
 
     @admin.display(description=_("properties"))
     def summary(self, obj: Record) -> str:
-        text = "; ".join(f"{name}: {display_value(value)}" for name, value in obj.properties.items())
+        pairs = obj.database.in_declared_order(obj.properties)
+        text = "; ".join(f"{name}: {display_value(value)}" for name, value in pairs)
         return text if len(text) <= 120 else text[:119] + "…"
 
     @admin.display(description=_("properties"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -98,6 +100,9 @@ def test_sync_run_now_then_records_are_listed_with_their_properties_and_searchab
     shown = session.get(f"{runner_site.url}/admin/connections/record/{record.pk}/change/", timeout=10).text
     headers = [shown.index(f"<tr><th>{name}</th>") for name in ("Title", "Item ID", "Status")]
     assert headers == sorted(headers)
+    # So does each row's summary in the list of every database's records.
+    everything = session.get(f"{runner_site.url}/admin/connections/record/", timeout=10).text
+    assert re.search(r"Title: Item \d+; Item ID: \d+; Status: ", everything)
 
 
 def test_runs_list_filters_and_search_and_no_secret_on_run_pages(runner_site, celery_worker):
