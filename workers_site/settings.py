@@ -219,6 +219,8 @@ _broker_dir = Path(env("CELERY_BROKER_DIR", default=str(RUN_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _sub in ("queue", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    # kombu's, with each message written whole before a worker can see it (connections/broker.py).
+    CELERY_BROKER_TRANSPORT = "connections.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
