@@ -167,7 +167,8 @@ def test_an_accepted_signed_webhook_stores_its_event_and_run_in_one_statement(de
 
     assert answer.status_code == 202
     run = Run.objects.get()
-    assert run.webhook_event == WebhookEvent.objects.get(status="accepted") and run.status == "queued"
+    # Its status is not asserted: a worker of the session may have taken the run already.
+    assert run.webhook_event == WebhookEvent.objects.get(status="accepted")
     if connection.vendor == "postgresql":
         assert _statements(queries) == ["SELECT", "SELECT", "WITH"]
     else:
