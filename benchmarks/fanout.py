@@ -120,6 +120,9 @@ def run(ctx: Context) -> None:
 
     n, rounds = ctx.scale(1000, 50), ctx.scale(3, 3)
     current_app.conf.broker_url = REDIS_URL
+    # The settings were read for the embedded broker (filesystem://), whose transport class and
+    # options would otherwise still apply to the Redis URL: messages went nowhere a worker looked.
+    current_app.conf.broker_transport, current_app.conf.broker_transport_options = None, {}
     os.environ["WORKER_MODULES"] = MODULE
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()  # this benchmark's own database number: no message left by an earlier run

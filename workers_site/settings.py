@@ -136,23 +136,6 @@ if DATABASE_POOL and DATABASES["default"]["CONN_MAX_AGE"]:
     DATABASE_POOL = False  # CONN_MAX_AGE set on its own: the operator's choice stands
 
 
-def _web_threads() -> int:
-    return env.int("WORKERS_WEB_THREADS", default=env.int("GUNICORN_THREADS", default=DEFAULTS["WORKERS_WEB_THREADS"]))
-
-
-if DATABASE_POOL:
-    DATABASES["default"]["OPTIONS"]["pool"] = {
-        "min_size": 1,
-        # A request's thread holds one for the request (WORKERS_WEB_THREADS at once), MCP calls
-        # take theirs beside them; past this, a request waits up to `timeout` seconds for one.
-        "max_size": env.int("WORKERS_DATABASE_POOL_SIZE", default=2 * _web_threads()),
-        # As long as a new connection may take (DATABASE_CONNECT_TIMEOUT): with the database down, a
-        # request (and /healthz, then 503) fails after that, as it did without the pool.
-        "timeout": DATABASES["default"]["OPTIONS"].get("connect_timeout", 10),
-    }
-    # With CONN_HEALTH_CHECKS (above) Django has the pool check each connection it hands out (an
-    # empty query): one the server dropped (restart, failover, idle timeout) is replaced instead
-    # of failing the request.
 # Seconds a Celery pool process keeps its database connection across tasks (workers_site/celery.py):
 # a new PostgreSQL connection for every run was half of a trivial run's cost. 0 closes it after
 # each task, as Celery does by default. SQLite's connections are always closed (nothing to save).
@@ -274,6 +257,20 @@ METRICS_TOKEN = env("METRICS_TOKEN", default=DEFAULTS["METRICS_TOKEN"])
 # gunicorn's name for the web threads, read when WORKERS_WEB_THREADS is not set.
 if "WORKERS_WEB_THREADS" not in os.environ and "GUNICORN_THREADS" in os.environ:
     WORKERS_WEB_THREADS = env.int("GUNICORN_THREADS")
+# The web server's connection pool (DATABASE_POOL, above), sized by the web threads.
+if DATABASE_POOL:
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": 1,
+        # A request's thread holds one for the request (WORKERS_WEB_THREADS at once), MCP calls
+        # take theirs beside them; past this, a request waits up to `timeout` seconds for one.
+        "max_size": env.int("WORKERS_DATABASE_POOL_SIZE", default=2 * WORKERS_WEB_THREADS),
+        # As long as a new connection may take (DATABASE_CONNECT_TIMEOUT): with the database down, a
+        # request (and /healthz, then 503) fails after that, as it did without the pool.
+        "timeout": DATABASES["default"]["OPTIONS"].get("connect_timeout", 10),
+    }
+    # With CONN_HEALTH_CHECKS (above) Django has the pool check each connection it hands out (an
+    # empty query): one the server dropped (restart, failover, idle timeout) is replaced instead
+    # of failing the request.
 
 # The sandbox OAuth provider (django-oauth-toolkit) served under /sandbox/.
 OAUTH2_PROVIDER = {

@@ -239,13 +239,11 @@ def create_webhook_run(event: WebhookEvent, worker: Any, target: str, *, trigger
     """
     using = router.db_for_write(Run)
     conn = connections[using]
-    run = _new_run(Run.Kind.WEBHOOK, worker, target, trigger=trigger, webhook_event=event)
     if conn.vendor != "postgresql":
         try:
             with transaction.atomic(using=using):
                 event.save(using=using)
-                run.webhook_event = event
-                _insert(run, None)
+                run = create_run(Run.Kind.WEBHOOK, worker, target, trigger=trigger, webhook_event=event)
         except IntegrityError:
             # A copy only when the digest is what was refused: anything else is a real failure.
             if (
@@ -257,6 +255,7 @@ def create_webhook_run(event: WebhookEvent, worker: Any, target: str, *, trigger
             return None
         send(run)
         return run
+    run = _new_run(Run.Kind.WEBHOOK, worker, target, trigger=trigger, webhook_event=event)
     template, event_columns, run_columns = _event_and_run_sql(using)
     values = (*_values(WebhookEvent, event_columns, event, using), *_values(Run, run_columns, run, using))
     row = prepared.fetchone(template, values, conn)
