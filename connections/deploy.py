@@ -189,6 +189,9 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
             },
             report,
             f"database {label}:{key}",
+            # The order the admin shows the properties in; migration 0017 filled it from the stored
+            # properties (jsonb's order on PostgreSQL), so the first deploy after it corrects it.
+            unreported=("property_order",),
         )
     _deactivate(m.SyncedDatabase, record, worker.databases, report, "database", note="its records are kept")
 
@@ -259,8 +262,16 @@ def _comparable(value: Any) -> Any:
 
 
 def _upsert(
-    model: type[models.Model], lookup: dict[str, Any], values: dict[str, Any], report: DeployReport, label: str
+    model: type[models.Model],
+    lookup: dict[str, Any],
+    values: dict[str, Any],
+    report: DeployReport,
+    label: str,
+    *,
+    unreported: tuple[str, ...] = (),
 ) -> Any:
+    """Create or update the row; a line in the report for what changed, except fields in `unreported`
+    (bookkeeping a person did not write as such), which are saved without one."""
     obj = model.objects.filter(**lookup).first()
     if obj is None:
         obj = model.objects.create(**lookup, **values)
@@ -271,6 +282,8 @@ def _upsert(
         for name in changed:
             setattr(obj, name, values[name])
         obj.save()
+        changed = [name for name in changed if name not in unreported]
+    if changed:
         # Field names only: a changed literal client secret must not be echoed.
         reactivated = "is_active" in changed and len(changed) == 1
         report.changes.append(

@@ -14,7 +14,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTa
 from connections import registry
 from connections.deploy import deploy
 from connections.exceptions import WorkerDefinitionError
-from connections.models import Connection, OAuthCapability, Secret, Sync, Tool, Worker
+from connections.models import Connection, OAuthCapability, Secret, Sync, SyncedDatabase, Tool, Worker
 from connections.sdk import Worker as SdkWorker
 from connections.secrets import set_secrets
 
@@ -252,3 +252,20 @@ def test_time_limits_are_recorded_and_a_change_is_reported(dynamic_module):
 
     assert report.changes == ["~ tool limited:slow: time_limit changed"]
     assert Tool.objects.get(key="slow").time_limit == 30
+
+
+def test_the_declared_property_order_is_written_without_a_change_line(dynamic_module):
+    # What migration 0017 leaves behind: the order of the stored properties (jsonb's on PostgreSQL),
+    # not the code's. The deploy after it writes the code's order, and has nothing to report.
+    worker = SdkWorker("ordered")
+    properties = {"Name": {"type": "title"}, "Zeta": {"type": "rich_text"}, "Alpha": {"type": "number"}}
+    db = worker.database("rows", primary_key="Name", properties=properties)
+    worker.sync("rowsSync", database=db, schedule="manual")(lambda state, context: {"changes": []})
+    dynamic_module.worker = worker
+    deploy_modules(dynamic_module.__name__)
+    SyncedDatabase.objects.filter(key="rows").update(property_order=["Alpha", "Name", "Zeta"])
+
+    report = deploy_modules(dynamic_module.__name__)
+
+    assert report.changes == []
+    assert SyncedDatabase.objects.get(key="rows").property_order == ["Name", "Zeta", "Alpha"]
