@@ -13,6 +13,9 @@ hop. The site's views are all synchronous; an async view would run through async
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
@@ -25,3 +28,16 @@ class OneHopASGIHandler(ASGIHandler):
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_or_cancel(message: dict[str, Any]) -> None:
+            try:
+                await send(message)
+            except OSError as exc:
+                # The client went away mid-response, told as an OSError (gunicorn's HTTP/2 stream)
+                # where Django expects a cancellation: raised through, it skipped closing the
+                # response, which ends the request (request_finished) and gives the request's
+                # database connection back to the web server's pool, leaving it taken for good.
+                raise asyncio.CancelledError from exc
+
+        await super().handle(scope, receive, send_or_cancel)
