@@ -22,7 +22,7 @@ from ..logging import redact
 from ..models import Run, Sync
 from ..runtime import running_locally
 from ..source import fingerprint, worker_files
-from . import limits, runs
+from . import helpers, limits, runs
 from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets
 from .retry import next_retry
 
@@ -89,7 +89,7 @@ def perform(
                 # its own (a pool child, the CLI); a thread of the web process is left to its end.
                 watch.interrupt(by)
                 if code_thread is threading.main_thread():
-                    threading.Thread(target=_stop_after_grace, args=(run, log, local, by, ended), daemon=True).start()
+                    helpers.start(lambda: _stop_after_grace(run, log, local, by, ended), f"run-{run.pk}-cancel")
 
             with runs.heartbeat(run, overdue=watch.overdue, on_cancel=on_cancel):
                 limit = limits.for_run(run)

@@ -30,6 +30,7 @@ from django.db import connections as db_connections
 from ..conf import app_settings
 from ..exceptions import RunCancelled, TimeLimitExceeded
 from ..models import Run, Tool
+from . import helpers
 
 HardStop = Callable[[str, str], None]
 
@@ -190,7 +191,7 @@ class Watch:
                 previous = signal.signal(signal.SIGALRM, on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, limit.seconds)
             self._target, self._main = target, main
-        threading.Thread(target=watchdog, name="time-limit", daemon=True).start()
+        helpers.start(watchdog, "time-limit")
         try:
             yield
         except (TimeLimitExceeded, RunCancelled):

@@ -38,7 +38,7 @@ from ..conf import app_settings
 from ..exceptions import InvalidJSONError, WorkerNotFound
 from ..models import Run, WebhookEvent
 from ..sdk.types import RunContext  # noqa: F401 (defined in the SDK, which worker code imports)
-from . import limits, statements
+from . import helpers, limits, statements
 
 logger = logging.getLogger("connections.runner")
 
@@ -585,13 +585,12 @@ def heartbeat(
         finally:
             _close_quietly()
 
-    thread = threading.Thread(target=beat, name=f"run-{run.pk}-heartbeat", daemon=True)
-    thread.start()
+    job = helpers.start(beat, f"run-{run.pk}-heartbeat")
     try:
         yield
     finally:
         stop.set()
-        thread.join(timeout=interval + 5)
+        job.join(timeout=interval + 5)
 
 
 def cancelled_by(run_id: int) -> str | None:
