@@ -30,6 +30,8 @@ class OneHopASGIHandler(ASGIHandler):
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        gone: list[OSError] = []
+
         async def send_or_cancel(message: dict[str, Any]) -> None:
             try:
                 await send(message)
@@ -38,6 +40,15 @@ class OneHopASGIHandler(ASGIHandler):
                 # where Django expects a cancellation: raised through, it skipped closing the
                 # response, which ends the request (request_finished) and gives the request's
                 # database connection back to the web server's pool, leaving it taken for good.
+                gone.append(exc)
                 raise asyncio.CancelledError from exc
 
-        await super().handle(scope, receive, send_or_cancel)
+        try:
+            await super().handle(scope, receive, send_or_cancel)
+        except asyncio.CancelledError:
+            # Where Django lets it out (an error response it could not send), the server gets the
+            # OSError it raised, not a cancellation of a task nobody cancelled.
+            task = asyncio.current_task()
+            if gone and (task is None or task.cancelling() == 0):
+                raise gone[0] from None
+            raise

@@ -263,7 +263,7 @@ if DATABASE_POOL:
         "min_size": 1,
         # A request's thread holds one for the request (WORKERS_WEB_THREADS at once), MCP calls
         # take theirs beside them; past this, a request waits up to `timeout` seconds for one.
-        "max_size": env.int("WORKERS_DATABASE_POOL_SIZE", default=2 * WORKERS_WEB_THREADS),
+        "max_size": env.int("WORKERS_DATABASE_POOL_SIZE", default=2 * max(1, WORKERS_WEB_THREADS)),
         # As long as a new connection may take (DATABASE_CONNECT_TIMEOUT): with the database down, a
         # request (and /healthz, then 503) fails after that, as it did without the pool.
         "timeout": DATABASES["default"]["OPTIONS"].get("connect_timeout", 10),

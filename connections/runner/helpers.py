@@ -51,27 +51,40 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def _serve(inbox: queue.SimpleQueue[Job]) -> None:
     thread = threading.current_thread()
-    while True:
-        try:
-            job = inbox.get(timeout=IDLE_FOR)
-        except queue.Empty:
-            with _lock:
-                if inbox in _idle:
-                    _idle.remove(inbox)
-                    return
-            job = inbox.get()  # handed one as the wait ended
-        thread.name = job.name
-        try:
-            contextvars.Context().run(job.target)
-        except SystemExit:
-            pass  # ends the job, as it would have ended a thread of its own
-        except BaseException:
-            logger.exception("A run's helper thread (%s) failed", job.name)
-        finally:
-            thread.name = "run-helper (idle)"
-            with _lock:
-                _idle.append(inbox)
-            job.finished.set()
+    try:
+        while True:
+            try:
+                job = inbox.get(timeout=IDLE_FOR)
+            except queue.Empty:
+                with _lock:
+                    if inbox in _idle:
+                        _idle.remove(inbox)
+                        return
+                job = inbox.get()  # handed one as the wait ended
+            thread.name = job.name
+            try:
+                contextvars.Context().run(job.target)
+            except SystemExit:
+                pass  # ends the job, as it would have ended a thread of its own
+            except BaseException:
+                logger.exception("A run's helper thread (%s) failed", job.name)
+            finally:
+                thread.name = "run-helper (idle)"
+                finished = job.finished
+                job.target = _done  # not the run, its log and its watch kept while this thread waits
+                del job
+                with _lock:
+                    _idle.append(inbox)
+                finished.set()
+    finally:
+        # However this thread ends, no job may be handed to it any more: it would never run.
+        with _lock:
+            if inbox in _idle:
+                _idle.remove(inbox)
+
+
+def _done() -> None:
+    pass
 
 
 def start(target: Callable[[], object], name: str) -> Job:
