@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import models, transaction
+from django.db import connections, models, router, transaction
 from django.utils import timezone
 
 from . import models as m
@@ -177,6 +177,7 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
     )
 
     for key, db in worker.databases.items():
+        stored = m.SyncedDatabase.objects.filter(worker=record, key=key).only("properties", "property_order").first()
         _upsert(
             m.SyncedDatabase,
             {"worker": record, "key": key},
@@ -189,9 +190,7 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
             },
             report,
             f"database {label}:{key}",
-            # The order the admin shows the properties in; migration 0017 filled it from the stored
-            # properties (jsonb's order on PostgreSQL), so the first deploy after it corrects it.
-            unreported=("property_order",),
+            unreported=("property_order",) if stored is not None and _order_from_migration(stored) else (),
         )
     _deactivate(m.SyncedDatabase, record, worker.databases, report, "database", note="its records are kept")
 
@@ -259,6 +258,19 @@ def _comparable(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
     return value
+
+
+def _order_from_migration(database: m.SyncedDatabase) -> bool:
+    """Whether the database's property order is what migration 0017 filled in, not a deploy's.
+
+    The migration took the order of the stored properties, which on PostgreSQL is jsonb's (shorter
+    names first), not the code's: the deploy after it writes the code's order without reporting it
+    as a change the developer made. Elsewhere the stored order is the code's at its last deploy,
+    which the migration copied, so a later reorder in code is reported as any change is.
+    """
+    return connections[
+        router.db_for_write(m.SyncedDatabase)
+    ].vendor == "postgresql" and database.property_order == list(database.properties)
 
 
 def _upsert(

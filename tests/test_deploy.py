@@ -254,18 +254,38 @@ def test_time_limits_are_recorded_and_a_change_is_reported(dynamic_module):
     assert Tool.objects.get(key="slow").time_limit == 30
 
 
-def test_the_declared_property_order_is_written_without_a_change_line(dynamic_module):
-    # What migration 0017 leaves behind: the order of the stored properties (jsonb's on PostgreSQL),
-    # not the code's. The deploy after it writes the code's order, and has nothing to report.
+def _ordered_worker(properties: dict) -> SdkWorker:
     worker = SdkWorker("ordered")
-    properties = {"Name": {"type": "title"}, "Zeta": {"type": "rich_text"}, "Alpha": {"type": "number"}}
-    db = worker.database("rows", primary_key="Name", properties=properties)
+    db = worker.database("rows", primary_key="Title", properties=properties)
     worker.sync("rowsSync", database=db, schedule="manual")(lambda state, context: {"changes": []})
-    dynamic_module.worker = worker
+    return worker
+
+
+# Declared with the longest name last but one: jsonb stores shorter names first.
+_PROPERTIES = {"Title": {"type": "title"}, "Longest name": {"type": "number"}, "Id": {"type": "rich_text"}}
+
+
+def test_the_property_order_migration_0017_filled_in_is_corrected_without_a_change_line(dynamic_module):
+    dynamic_module.worker = _ordered_worker(_PROPERTIES)
     deploy_modules(dynamic_module.__name__)
-    SyncedDatabase.objects.filter(key="rows").update(property_order=["Alpha", "Name", "Zeta"])
+    # What the migration wrote: the order of the properties as the database returns them (on
+    # PostgreSQL jsonb's: Id, Title, Longest name; on SQLite the code's at its last deploy).
+    row = SyncedDatabase.objects.get(key="rows")
+    SyncedDatabase.objects.filter(pk=row.pk).update(property_order=list(row.properties))
 
     report = deploy_modules(dynamic_module.__name__)
 
     assert report.changes == []
-    assert SyncedDatabase.objects.get(key="rows").property_order == ["Name", "Zeta", "Alpha"]
+    assert SyncedDatabase.objects.get(key="rows").property_order == ["Title", "Longest name", "Id"]
+
+
+def test_properties_reordered_in_code_are_reported(dynamic_module):
+    dynamic_module.worker = _ordered_worker(_PROPERTIES)
+    deploy_modules(dynamic_module.__name__)
+
+    dynamic_module.worker = _ordered_worker(dict(reversed(_PROPERTIES.items())))
+    registry.clear_cache()
+    report = deploy_modules(dynamic_module.__name__)
+
+    assert report.changes == ["~ database ordered:rows: property_order changed"]
+    assert SyncedDatabase.objects.get(key="rows").property_order == ["Id", "Longest name", "Title"]
