@@ -54,7 +54,12 @@ def get_secret(worker: str, name: str) -> str:
     row = prepared.fetchone(_secret_sql(using), {"worker": worker, "name": name}, conn)
     if row is None:
         raise MissingSecret(worker, name)
-    return Secret._meta.get_field("value").from_db_value(row[0], None, conn)
+    return decrypted(row[0])
+
+
+def decrypted(ciphertext: str) -> str:
+    """A secret's value from its stored ciphertext (read here, or joined into another statement's row)."""
+    return Secret._meta.get_field("value").from_db_value(ciphertext, None, connections[router.db_for_read(Secret)])
 
 
 @functools.cache

@@ -3,7 +3,7 @@
 On the worker: the claim (its conditional UPDATE, returning the run with its worker and tool in the
 same statement on PostgreSQL; read next elsewhere) and the outcome; the read of the worker's
 secrets and tokens is `secrets.ciphertexts`. For a webhook: the read of the webhook with its worker
-and the check for an earlier copy of a signed request. Through the ORM each was compiled again
+and its signing secret, and the check for an earlier copy of a signed request. Through the ORM each was compiled again
 every time: on a 2-core machine that was most of a trivial run's time on the worker (the claim
 3.6 ms, the secrets 2.2 ms, against 0.6 ms for everything else a run does). Here each is built
 once per database from the models' metadata (only table and column names are interpolated; values
@@ -23,7 +23,7 @@ from django.db import connections, router
 from django.db.models import Model
 
 from .. import prepared
-from ..models import Run, Tool, Webhook, WebhookEvent, Worker
+from ..models import Run, Secret, Tool, Webhook, WebhookEvent, Worker
 
 Converter = Callable[[Any, Any, Any], Any]
 Parts = tuple[tuple[type[Model], str], ...]
@@ -159,25 +159,34 @@ def finish_row(run_id: int, owner: str, values: dict[str, Any]) -> bool:
 
 @functools.cache
 def _webhook_sql(using: str) -> str:
-    q = connections[using].ops.quote_name
+    conn = connections[using]
+    q = conn.ops.quote_name
     columns = _columns(using, _WEBHOOK)
     owner = q(Webhook._meta.get_field("worker").column)
+    secret = Secret._meta
+    # The signing secret named by the webhook's own row (its `signature`), read in the same statement.
+    signature = f"h.{q(Webhook._meta.get_field('signature').column)}"
+    name = f"{signature} ->> 'secret'" if conn.vendor == "postgresql" else f"json_extract({signature}, '$.secret')"
     return (
-        f"SELECT {columns} FROM {q(Webhook._meta.db_table)} h "  # noqa: S608
+        f"SELECT {columns}, s.{q(secret.get_field('value').column)} FROM {q(Webhook._meta.db_table)} h "  # noqa: S608
         f"INNER JOIN {q(Worker._meta.db_table)} w ON w.{q(Worker._meta.pk.column)} = h.{owner} "
+        f"LEFT OUTER JOIN {q(secret.db_table)} s ON s.{q(secret.get_field('worker').column)} = w.{q(Worker._meta.pk.column)} "
+        f"AND s.{q(secret.get_field('name').column)} = {name} "
         f"WHERE w.{q('slug')} = %(worker)s AND h.{q('key')} = %(key)s"
     )
 
 
-def webhook_row(worker_slug: str, key: str) -> Webhook | None:
-    """The deployed webhook with its worker, read for every request to its URL; None when there is none."""
+def webhook_row(worker_slug: str, key: str) -> tuple[Webhook, str | None] | None:
+    """The deployed webhook with its worker, and the ciphertext of the signing secret its signature
+    names (None when it names none, or it is not set); read for every request to its URL. None when
+    there is no such webhook."""
     using = router.db_for_read(Webhook)
     row = prepared.fetchone(_webhook_sql(using), {"worker": worker_slug, "key": key}, connections[using])
     if row is None:
         return None
-    hook, worker = _instances(using, _WEBHOOK, row)
+    hook, worker = _instances(using, _WEBHOOK, row[:-1])
     hook.worker = worker
-    return hook
+    return hook, row[-1]
 
 
 @functools.cache

@@ -24,11 +24,11 @@ from django.utils import timezone
 
 from .. import jsondata, registry
 from ..conf import app_settings
-from ..exceptions import InvalidJSONError, MissingSecret, WebhookVerificationError, WorkerNotFound
+from ..exceptions import InvalidJSONError, WebhookVerificationError, WorkerNotFound
 from ..logging import redact
 from ..models import Run, Webhook, WebhookEvent, WebhookRefusalCount
 from ..sdk.types import Event
-from ..secrets import get_secret
+from ..secrets import decrypted
 from . import runs, statements
 from .capture import known_secrets
 from .execute import perform
@@ -211,7 +211,8 @@ def receive(
     if not (worker.isprintable() and key.isprintable()):
         # `<str:webhook>` lets %00 through, which PostgreSQL refuses in a query: no such webhook.
         return _reject(404, "unknown webhook", size=content_length or 0, hook=None, **request)
-    hook = statements.webhook_row(worker, key)
+    found = statements.webhook_row(worker, key)
+    hook, signing_ciphertext = found or (None, None)
     if hook is None or not hook.is_active or not hook.worker.is_active:
         return _reject(404, "unknown webhook", size=content_length or 0, hook=None, **request)
     limit = app_settings.WEBHOOK_MAX_BODY
@@ -240,11 +241,10 @@ def receive(
     digest = None
     try:
         if config:
-            try:
-                secret = get_secret(worker, config["secret"])
-            except MissingSecret:
+            if signing_ciphertext is None:  # read with the webhook's row, by the name in its `signature`
                 reason = f"signing secret {config['secret']} is not set"
                 return _reject(503, reason, size=len(raw), hook=hook, **request)
+            secret = decrypted(signing_ciphertext)
             check_signature(config, secret, raw, headers, time.time())
             digest = replay_digest(worker, key, signed_payload(config, raw, headers))
         event = Event(parse_body(raw), raw, dict(headers), method, query=dict(query or {}))

@@ -365,3 +365,22 @@ def test_the_signature_is_checked_as_deployed(runner_site):
 
     assert answer.status_code == 401 and "missing signature header X-Other-Signature" in answer.json()["reason"]
     assert not Run.objects.exists()
+
+
+def test_the_signing_secret_is_read_for_each_request_and_one_not_set_is_a_503(runner_site, celery_worker):
+    # Read with the webhook's row, by the name its deployed signature gives: unset, the request is
+    # refused; rotated, the next request is checked against the new value.
+    from connections.secrets import set_secrets, unset_secrets
+
+    body = json.dumps({"action": "rotated", "number": 1}).encode()
+    unset_secrets("runner-test", ["HOOK_SECRET"])
+
+    unset = post(runner_site, "signed", body, signed_headers(body))
+
+    assert unset.status_code == 503 and unset.json()["reason"] == "signing secret HOOK_SECRET is not set"
+    rotated = "rotated-signing-secret-0123456789"
+    set_secrets("runner-test", {"HOOK_SECRET": rotated})
+    assert post(runner_site, "signed", body, signed_headers(body)).status_code == 401
+    answer = post(runner_site, "signed", body, signed_headers(body, secret=rotated))
+    assert answer.status_code == 202
+    assert wait_for_run(answer.json()["run"]).status == "succeeded"
