@@ -177,7 +177,6 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
     )
 
     for key, db in worker.databases.items():
-        stored = m.SyncedDatabase.objects.filter(worker=record, key=key).only("properties", "property_order").first()
         _upsert(
             m.SyncedDatabase,
             {"worker": record, "key": key},
@@ -190,7 +189,7 @@ def _deploy_worker(worker: Worker, record: m.Worker, report: DeployReport) -> No
             },
             report,
             f"database {label}:{key}",
-            unreported=("property_order",) if stored is not None and _order_from_migration(stored) else (),
+            unreported=lambda stored: ("property_order",) if _order_from_migration(stored) else (),
         )
     _deactivate(m.SyncedDatabase, record, worker.databases, report, "database", note="its records are kept")
 
@@ -268,9 +267,8 @@ def _order_from_migration(database: m.SyncedDatabase) -> bool:
     as a change the developer made. Elsewhere the stored order is the code's at its last deploy,
     which the migration copied, so a later reorder in code is reported as any change is.
     """
-    return connections[
-        router.db_for_write(m.SyncedDatabase)
-    ].vendor == "postgresql" and database.property_order == list(database.properties)
+    vendor = connections[router.db_for_write(m.SyncedDatabase)].vendor
+    return vendor == "postgresql" and database.property_order == list(database.properties)
 
 
 def _upsert(
@@ -280,10 +278,10 @@ def _upsert(
     report: DeployReport,
     label: str,
     *,
-    unreported: tuple[str, ...] = (),
+    unreported: Callable[[Any], tuple[str, ...]] = lambda stored: (),
 ) -> Any:
-    """Create or update the row; a line in the report for what changed, except fields in `unreported`
-    (bookkeeping a person did not write as such), which are saved without one."""
+    """Create or update the row; a line in the report for what changed, except the fields that
+    `unreported(row as stored)` names (bookkeeping a person did not write as such), saved without one."""
     obj = model.objects.filter(**lookup).first()
     if obj is None:
         obj = model.objects.create(**lookup, **values)
@@ -291,10 +289,11 @@ def _upsert(
         return obj
     changed = [name for name, value in values.items() if _comparable(getattr(obj, name)) != _comparable(value)]
     if changed:
+        quiet = unreported(obj)  # judged on the row as it was stored
         for name in changed:
             setattr(obj, name, values[name])
         obj.save()
-        changed = [name for name in changed if name not in unreported]
+        changed = [name for name in changed if name not in quiet]
     if changed:
         # Field names only: a changed literal client secret must not be echoed.
         reactivated = "is_active" in changed and len(changed) == 1
