@@ -11,6 +11,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from .conf import app_settings
 from .exceptions import InvalidJSONError
 
@@ -79,6 +81,21 @@ def _any_problem(value: Any, max_depth: int) -> bool:
 
 # Sorted keys, no spaces, text as is: equal JSON gives equal text, whatever the order of its keys.
 CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# The same text from orjson, about six times faster (a sync serialises every record it is handed).
+# Dates and dataclasses are left to fail as they do in `json`; orjson refuses what `json` takes
+# differently (integers beyond 64 bits, keys that are not text, lone surrogates), and those go to
+# `json`. Floats print the same, except exponents (1e16 where `json` has 1e+16) and NaN and the
+# infinities, which become null as JavaScript's JSON.stringify makes them (`json` writes NaN, which
+# is not JSON: PostgreSQL refuses it).
+_ORJSON_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def canonical_text(value: Any) -> str:
+    """`value` as canonical JSON: sorted keys, no spaces, text as is. Raises TypeError for what is not JSON."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_CANONICAL).decode("utf-8")
+    except TypeError:
+        return CANONICAL.encode(value)
 
 
 def is_plain(value: Any, max_depth: int) -> bool:
@@ -96,13 +113,20 @@ def canonical(value: Any, *, max_depth: int) -> tuple[str, bytes] | None:
     bracket): `check` or `clean` then finds the problem, if any. Raises what `json.dumps` raises for a
     value that is not JSON.
     """
-    text = CANONICAL.encode(value)
-    if "\\u0000" in text or text.count("{") + text.count("[") > max_depth:
-        return None
     try:
-        return text, text.encode("utf-8")
-    except UnicodeEncodeError:
+        encoded = orjson.dumps(value, option=_ORJSON_CANONICAL)
+    except TypeError:
+        # Not for orjson (see canonical_text): `json` says whether it is JSON and its text good.
+        text = CANONICAL.encode(value)
+        if "\\u0000" in text or text.count("{") + text.count("[") > max_depth:
+            return None
+        try:
+            return text, text.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    if b"\\u0000" in encoded or encoded.count(b"{") + encoded.count(b"[") > max_depth:
         return None
+    return encoded.decode("utf-8"), encoded
 
 
 def _walk(value: Any, max_depth: int) -> tuple[str, str] | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -76,7 +77,7 @@ def search_text(properties: dict[str, Any]) -> str:
 
 
 def _canonical(properties: dict[str, Any]) -> str:
-    return jsondata.CANONICAL.encode(properties)
+    return jsondata.canonical_text(properties)
 
 
 def _digest_of(canonical: str) -> str:
@@ -155,6 +156,9 @@ def _parse(sync: SyncDef, result: Any, where: str, limit: int, *, fast: bool) ->
         raise InvalidSyncResult(f"{where}: has_more must be true or false.")
     types = {name: spec["type"] for name, spec in sync.database.properties.items()}
     page = Page(has_more=has_more, next_state=result.get("next_state", result.get("nextState")))
+    upserts, prepared = page.upserts, page.prepared
+    # Keys deleted so far, in order; a dict, so that a later upsert of the same key takes it out at once.
+    deletes: dict[str, None] = {}
     for index, change in enumerate(changes, 1):
         if not isinstance(change, dict) or change.get("type") not in ("upsert", "delete"):
             raise InvalidSyncResult(f"{where}, change {index}: type must be 'upsert' or 'delete'.")
@@ -170,9 +174,9 @@ def _parse(sync: SyncDef, result: Any, where: str, limit: int, *, fast: bool) ->
         ):
             raise _Unsure
         if change["type"] == "delete":
-            page.upserts.pop(key, None)
-            page.prepared.pop(key, None)
-            page.deletes.append(key)
+            upserts.pop(key, None)
+            prepared.pop(key, None)
+            deletes[key] = None
             continue
         properties = change.get("properties")
         if not isinstance(properties, dict):
@@ -189,12 +193,13 @@ def _parse(sync: SyncDef, result: Any, where: str, limit: int, *, fast: bool) ->
             if made is None:
                 raise _Unsure
             canonical, encoded = made
-            page.prepared[key] = (canonical, hashlib.blake2b(encoded, digest_size=16).hexdigest())
+            prepared[key] = (canonical, hashlib.blake2b(encoded, digest_size=16).hexdigest())
         else:
-            page.prepared[key] = _prepare(properties)
-        if key in page.deletes:
-            page.deletes.remove(key)
-        page.upserts[key] = properties
+            prepared[key] = _prepare(properties)
+        if deletes:
+            deletes.pop(key, None)
+        upserts[key] = properties
+    page.deletes = list(deletes)
     return page
 
 
@@ -220,6 +225,14 @@ def _rows_per_statement() -> int:
     return 1000
 
 
+def _json_parameter(value: list[Any]) -> str:
+    """A page's rows or keys as one JSON parameter (text only, already checked): orjson, or `json` if it refuses."""
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
 def _upsert(rows: list[tuple[Any, ...]]) -> None:
     """INSERT ... ON CONFLICT (database, key) DO UPDATE of whole records (rows in `_WRITTEN` order).
 
@@ -237,7 +250,7 @@ def _upsert(rows: list[tuple[Any, ...]]) -> None:
         if connection.vendor == "postgresql":
             # The values every row shares once; per row its key, sort key, properties, search text and digest.
             database_id, cycle, now = rows[0][0], rows[0][6], rows[0][7]
-            varying = json.dumps([row[1:6] for row in rows], ensure_ascii=False)
+            varying = _json_parameter([row[1:6] for row in rows])
             cursor.execute(
                 into  # noqa: S608 (names only)
                 + "SELECT %s::bigint, r->>0, r->>1, (r->>2)::jsonb, r->>3, r->>4, %s::integer, "
@@ -265,7 +278,7 @@ def _stored_digests(database_id: int, keys: list[str]) -> dict[str, str]:
             # Python), made an array once so the lookup stays an index scan (IN (SELECT ...) hash-joins
             # against every record of the database).
             cursor.execute(
-                head + " = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))", [database_id, json.dumps(keys)]
+                head + " = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))", [database_id, _json_parameter(keys)]
             )
             found.update(cursor.fetchall())
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 
 import pytest
 
@@ -194,3 +195,41 @@ def test_a_page_nested_too_deep_anywhere_is_refused(result):
 
     with pytest.raises(InvalidJSONError, match="nested more than 64 levels deep"):
         parse_page(a_sync(), result, 1)
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        {"type": "title", "value": "plain"},
+        {"type": "title", "value": "é ü 😀 \u2028 \uffff \U00010000 \x7f"},
+        {"type": "title", "value": 'quotes " and \\ and \n\t\b\f\r \x01\x1f'},
+        {"type": "title", "value": "x", "z": [1, -2, 0.1, 1.5, -0.0, 12345678901234, True, None, {"b": 1, "a": 2}]},
+        {"type": "title", "value": "x", "é": 1, "e": 2, "E": 3, "😀": 4, "": 5},
+        {"type": "title", "value": "x", "huge": 2**70, "deep": [[[[{"k": "v"}]]]]},
+    ],
+)
+def test_a_record_stored_by_an_earlier_version_keeps_its_digest(title):
+    """Records stored before orjson made the canonical JSON (migration 0013 filled their digests with
+    `json`) get the same digest again, so the first sync after the upgrade finds them unchanged."""
+    import importlib
+
+    from connections.runner.syncs import content_digest
+
+    earlier = importlib.import_module("connections.migrations.0013_sync_digest")._digest
+    page = parse_page(a_sync(), {"changes": [upsert("k", Title=title, ID=builder.rich_text("1"))]}, 1)
+
+    assert page.prepared["k"][1] == content_digest(page.upserts["k"]) == earlier(page.upserts["k"])
+    assert page.prepared["k"][0] == json.dumps(
+        page.upserts["k"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def test_deleting_and_upserting_the_same_keys_many_times_keeps_the_last_change_of_each():
+    changes = [{"type": "delete", "key": str(i)} for i in range(3000)]
+    changes += [upsert(str(i), Title=builder.title("back")) for i in range(0, 3000, 2)]
+    changes += [{"type": "delete", "key": "0"}]
+
+    page = parse_page(a_sync(), {"changes": changes}, 1)
+
+    assert page.deletes == [*(str(i) for i in range(1, 3000, 2)), "0"]
+    assert list(page.upserts) == [str(i) for i in range(2, 3000, 2)]

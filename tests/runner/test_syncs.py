@@ -104,6 +104,34 @@ def test_a_rerun_with_nothing_changed_writes_no_record(runner_site, key, databas
     } == stored
 
 
+def test_numbers_are_stored_as_json_has_them_and_a_rerun_cleaned_whole_writes_none_again(runner_site, monkeypatch):
+    """NaN and the infinities are not JSON: stored as null, as JavaScript's JSON.stringify writes them
+    (before, PostgreSQL refused the page and SQLite stored `NaN`). Exponents and integers beyond 64 bits
+    keep their value. A rerun whose page is cleaned whole (a record with bad text beside them) makes
+    the same digests, so it writes none of them again."""
+    from tests.runner import workers_runner
+
+    sync_run("numbersSync", "--local")
+    stored = {r.key: r for r in Record.objects.filter(database__key="textItems")}
+    assert {key: r.properties["Score"]["value"] for key, r in stored.items()} == {
+        "nan": None,
+        "inf": None,
+        "big": 1e16,
+        "small": 1.5e-7,
+        "huge": 2**70,
+        "half": 0.5,
+    }
+
+    monkeypatch.setitem(workers_runner.NUMBERS, "mixed", True)
+    with CaptureQueriesContext(connection) as queries:
+        out = sync_run("numbersSync", "--local")
+
+    assert "1 record(s) written (1 new, 0 changed, 6 unchanged)" in out
+    assert len(record_writes(queries)) == 1
+    after = {r.key: r.updated_at for r in Record.objects.filter(database__key="textItems")}
+    assert {key: after[key] for key in stored} == {key: r.updated_at for key, r in stored.items()}
+
+
 def test_a_replace_cycle_spread_over_runs_keeps_what_it_saw_unchanged(runner_site):
     sync_run("snapshotSync", "--local")
     everything = set(records("snapshotItems"))

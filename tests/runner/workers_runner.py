@@ -258,7 +258,7 @@ text_items = worker.database(
     "textItems",
     title="Text test items",
     primary_key="Item ID",
-    properties={"Title": schema.title(), "Item ID": schema.rich_text()},
+    properties={"Title": schema.title(), "Item ID": schema.rich_text(), "Score": schema.number()},
 )
 
 
@@ -271,6 +271,23 @@ def bad_text_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
         "properties": {"Title": builder.title("bad \ud800 title"), "Item ID": builder.rich_text("\udcff")},
     }
     return {"changes": [change], "has_more": False, "next_state": {"cursor": "\udfff"}}
+
+
+# Numbers JSON writes in more than one way: NaN and the infinities (not JSON), exponents, integers
+# beyond 64 bits. `mixed` adds a record with bad text to the page, so that the page is cleaned whole.
+NUMBERS: dict[str, Any] = {"mixed": False}
+
+
+@worker.sync("numbersSync", database=text_items, schedule="manual")
+def numbers_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    values = {"nan": float("nan"), "inf": float("-inf"), "big": 1e16, "small": 1.5e-7, "huge": 2**70, "half": 0.5}
+    changes = [
+        {"type": "upsert", "key": name, "properties": {"Title": builder.title(name), "Score": builder.number(value)}}
+        for name, value in values.items()
+    ]
+    if NUMBERS["mixed"]:
+        changes.append({"type": "upsert", "key": "bad", "properties": {"Title": builder.title("bad \ud800")}})
+    return {"changes": changes, "has_more": False, "next_state": None}
 
 
 @worker.sync("deepSync", database=text_items, schedule="manual")
