@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
 from django.test.utils import override_settings
 
+from connections.runtime import settled_heap
 from connections.sdk import Worker, builder, schema
 
 from .report import Context
@@ -268,10 +270,15 @@ def run(ctx: Context) -> None:
 
     total = ctx.scale(100_000, 5_000)
     SOURCE.update(total=total, changed=False)
-    with override_settings(WORKER_MODULES=["benchmarks.sync_upsert"], WORKERS_SYNC_MAX_PAGES=total // PAGE + 1):
+    with (
+        override_settings(WORKER_MODULES=["benchmarks.sync_upsert"], WORKERS_SYNC_MAX_PAGES=total // PAGE + 1),
+        ExitStack() as stack,
+    ):
         registry.clear_cache()
         deploy()
         _create_plain()
+        # As a Celery worker's processes and `workers sync run --local` run it, the baseline alike.
+        stack.enter_context(settled_heap())
         n = f"{total:,} records in pages of {PAGE:,}"
         raw = "raw INSERT ... ON CONFLICT of the same rows (mean of before and after)"
 

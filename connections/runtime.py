@@ -7,6 +7,7 @@ to know whether worker code is running with `--local`.
 from __future__ import annotations
 
 import contextvars
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,3 +47,29 @@ def pulled_token(capability_name: str) -> str | None:
     if not _local.get():
         return None
     return os.environ.get(oauth_env_name(capability_name)) or None
+
+
+def settle_heap() -> None:
+    """Leave what this process has built so far (Django, the site, worker code) out of later garbage
+    collections.
+
+    Python's full collection walks every tracked object, a few hundred thousand once Django and the
+    worker code are loaded. A sync page's records outlive the young collections and bring on a full
+    one every dozen pages or so: 50-60 ms each, 10-15% of a sync's time. Frozen, the process's
+    long-lived objects are skipped (`gc.freeze`); a forked pool process inherits them frozen, and
+    its collections no longer write to the pages it shares with its parent. Garbage made so far is
+    collected first, so none is kept for ever.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """`settle_heap` while a long command runs in a process that goes on after it (a test's, or the
+    shell's of `call_command`): unfrozen at the end, so what was alive then can be collected again."""
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -7,7 +7,13 @@ from typing import Any
 
 from celery import Celery
 from celery.fixups import django as django_fixup
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 
@@ -82,6 +88,17 @@ def _refuse_unreadable_secrets(**_: object) -> None:
         # Celery logs an Exception raised by a signal handler and starts anyway;
         # SystemExit is not an Exception, so it ends the process with this message.
         raise SystemExit(f"Refusing to start the Celery worker: {exc}") from None
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _settle_heap(**_: object) -> None:
+    """The worker's modules, Django's and the worker code's, out of every later garbage collection:
+    in the main process before it forks its pool (each pool process inherits them frozen), and in each
+    pool process once it has set up (connections.runtime.settle_heap)."""
+    from connections.runtime import settle_heap
+
+    settle_heap()
 
 
 # Set by `workers serve` for the worker it starts: it prints its summary once this file exists.

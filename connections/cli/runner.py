@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
-from .. import jsondata
+from .. import jsondata, runtime
 from ..exceptions import RunNotCancellable
 from ..models import Run, Sync, Tool
 from ..runner import runs
@@ -234,7 +234,7 @@ def _local_loop(execute: Callable[[], runs.Outcome], command: Any) -> Run:
     """Attempts in this process, with the same retries and waits a Celery worker would make."""
     # The code's print() goes to stderr: stdout carries only this command's own output (a tool's
     # JSON result, for `| jq`). command.stdout wraps the real stdout, taken before this.
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), runtime.settled_heap():
         while True:
             outcome = execute()
             if outcome.retry_in is None:

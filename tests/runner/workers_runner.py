@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -121,6 +122,12 @@ def lingering(input: dict[str, Any], context: Any) -> Any:
 @worker.tool("echo", schema=j.object({"payload": j.object({}, additional_properties=True)}))
 def echo(input: dict[str, Any], context: Any) -> Any:
     return {"payload": input["payload"]}
+
+
+@worker.tool("heap", schema=j.object({}))
+def heap(input: dict[str, Any], context: Any) -> Any:
+    """How many objects the garbage collector leaves out while the tool runs (runtime.settle_heap)."""
+    return {"frozen": gc.get_freeze_count()}
 
 
 @worker.tool("badText", schema=j.object({}))
