@@ -82,20 +82,58 @@ def _any_problem(value: Any, max_depth: int) -> bool:
 # Sorted keys, no spaces, text as is: equal JSON gives equal text, whatever the order of its keys.
 CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 # The same text from orjson, about six times faster (a sync serialises every record it is handed).
-# Dates and dataclasses are left to fail as they do in `json`; orjson refuses what `json` takes
-# differently (integers beyond 64 bits, keys that are not text, lone surrogates), and those go to
-# `json`. Floats print the same, except exponents (1e16 where `json` has 1e+16) and NaN and the
-# infinities, which become null as JavaScript's JSON.stringify makes them (`json` writes NaN, which
-# is not JSON: PostgreSQL refuses it).
-_ORJSON_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# Subclasses of text, numbers, dicts and lists go through `_as_json` as `json` reads them (a dict
+# subclass by its items(), as `jsondata.clean` does); dates and dataclasses are refused as `json`
+# refuses them. Where orjson refuses what `json` takes (integers beyond 64 bits, keys that are not
+# text), `json` writes it. Both write NaN and the infinities as null, as JavaScript's
+# JSON.stringify does (`json` alone writes NaN, which is not JSON: SQLite's check and PostgreSQL
+# refuse it). Differences with `json`'s text, which change a stored record's digest once (it is
+# rewritten by its next sync): numbers below 1e-4 in magnitude (0.00001 where `json` wrote 1e-05,
+# 1.5e-7 for 1.5e-07); UUIDs and enums, which `json` refused, are their text and value.
+_ORJSON_CANONICAL = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _as_json(value: Any) -> Any:
+    """What orjson does not take itself, as `json` would write it (orjson's `default`)."""
+    # The base type's own methods: a subclass's __str__ or __int__ may say something else.
+    if isinstance(value, float):
+        return float.__float__(value)  # numpy's float64, say: a NaN in it then becomes null too
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__int__(value)
+    if isinstance(value, dict):
+        return dict(value.items())
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and the infinities as None, for `json` (its depth already checked)."""
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, dict):
+        return {key: _finite(child) for key, child in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(child) for child in value]
+    return value
 
 
 def canonical_text(value: Any) -> str:
-    """`value` as canonical JSON: sorted keys, no spaces, text as is. Raises TypeError for what is not JSON."""
+    """`value` as canonical JSON: sorted keys, no spaces, text as is. Raises TypeError for what is not JSON.
+
+    For a value `check` or `clean` has passed (bounded depth, valid text).
+    """
     try:
-        return orjson.dumps(value, option=_ORJSON_CANONICAL).decode("utf-8")
+        return orjson.dumps(value, default=_as_json, option=_ORJSON_CANONICAL).decode("utf-8")
     except TypeError:
-        return CANONICAL.encode(value)
+        return CANONICAL.encode(_finite(value))
 
 
 def is_plain(value: Any, max_depth: int) -> bool:
@@ -108,22 +146,16 @@ def canonical(value: Any, *, max_depth: int) -> tuple[str, bytes] | None:
     vouches for it from the text alone; None when it may be too deep or hold bad text.
 
     The fast path for what is serialised anyway (a sync's records): the encoder walks the value in C,
-    lone surrogates fail the UTF-8 encoding, NUL is the escape `\\u0000`, and a value holding at most
+    lone surrogates fail the encoding, NUL is the escape `\\u0000`, and a value holding at most
     `max_depth` brackets cannot be nested deeper. None says nothing for sure (a string may hold a
-    bracket): `check` or `clean` then finds the problem, if any. Raises what `json.dumps` raises for a
-    value that is not JSON.
+    bracket, or orjson refused the value): `check` or `clean` then finds the problem, if any, and
+    `canonical_text` makes the text.
     """
     try:
-        encoded = orjson.dumps(value, option=_ORJSON_CANONICAL)
+        encoded = orjson.dumps(value, default=_as_json, option=_ORJSON_CANONICAL)
     except TypeError:
-        # Not for orjson (see canonical_text): `json` says whether it is JSON and its text good.
-        text = CANONICAL.encode(value)
-        if "\\u0000" in text or text.count("{") + text.count("[") > max_depth:
-            return None
-        try:
-            return text, text.encode("utf-8")
-        except UnicodeEncodeError:
-            return None
+        # Lone surrogates, too deep for orjson, or for `json` (canonical_text): the slow way decides.
+        return None
     if b"\\u0000" in encoded or encoded.count(b"{") + encoded.count(b"[") > max_depth:
         return None
     return encoded.decode("utf-8"), encoded

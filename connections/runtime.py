@@ -67,7 +67,11 @@ def settle_heap() -> None:
 @contextmanager
 def settled_heap() -> Iterator[None]:
     """`settle_heap` while a long command runs in a process that goes on after it (a test's, or the
-    shell's of `call_command`): unfrozen at the end, so what was alive then can be collected again."""
+    shell's of `call_command`): unfrozen at the end, so what was alive then can be collected again.
+    Nothing is done in a process already settled (a Celery worker's): its objects stay frozen."""
+    if gc.get_freeze_count():
+        yield
+        return
     settle_heap()
     try:
         yield

@@ -11,7 +11,6 @@ from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     worker_init,
-    worker_process_init,
     worker_ready,
 )
 
@@ -39,6 +38,22 @@ class KeptConnections(django_fixup.DjangoWorkerFixup):
         for conn in self._db.connections.all():
             if conn.vendor != "sqlite":
                 conn.settings_dict["CONN_MAX_AGE"] = settings.CELERY_WORKER_CONN_MAX_AGE
+        _load_and_settle()
+
+
+def _load_and_settle() -> None:
+    """The worker code imported, then this process's objects frozen: its runs' garbage collections
+    walk what they make, not Django's and the worker code's objects (connections.runtime.settle_heap).
+    Last, once the connections inherited from the parent are dropped, so none of them is kept."""
+    from connections import registry
+    from connections.exceptions import WorkerDefinitionError
+    from connections.runtime import settle_heap
+
+    try:
+        registry.load_workers()
+    except WorkerDefinitionError:
+        pass  # the first run that needs the code reports what is wrong with it
+    settle_heap()
 
     def close_database(self, **kwargs: Any) -> None:
         for conn in self._db.connections.all(initialized_only=True):
@@ -91,11 +106,10 @@ def _refuse_unreadable_secrets(**_: object) -> None:
 
 
 @worker_init.connect
-@worker_process_init.connect
 def _settle_heap(**_: object) -> None:
-    """The worker's modules, Django's and the worker code's, out of every later garbage collection:
-    in the main process before it forks its pool (each pool process inherits them frozen), and in each
-    pool process once it has set up (connections.runtime.settle_heap)."""
+    """Django's and Celery's objects out of every later garbage collection, before the pool is forked:
+    each pool process inherits them frozen (connections.runtime.settle_heap), and freezes what it
+    adds once it has set up (KeptConnections.on_worker_process_init)."""
     from connections.runtime import settle_heap
 
     settle_heap()

@@ -224,6 +224,29 @@ def test_a_record_stored_by_an_earlier_version_keeps_its_digest(title):
     )
 
 
+def test_a_key_deleted_twice_then_upserted_is_kept():
+    # A list of deletes took out only the first of the two, and the record was written then deleted.
+    changes = [{"type": "delete", "key": "k"}, {"type": "delete", "key": "k"}, upsert("k", Title=builder.title("x"))]
+
+    page = parse_page(a_sync(), {"changes": changes}, 1)
+
+    assert page.deletes == [] and list(page.upserts) == ["k"]
+
+
+def test_canonical_text_of_numbers_is_pinned():
+    """The text a record's digest is made of: a change here (an orjson upgrade, an option) rewrites every
+    record holding such a number once. Below 1e-4 it already differs from `json`'s (0.00001, 1e-05)."""
+    from connections.jsondata import canonical_text
+
+    values = [1e-05, 1.5e-07, 1e-4, 0.1, 1.5, -0.0, 1e16, 1e22, 12345678901234567890, float("nan")]
+
+    assert canonical_text(values) == "[0.00001,1.5e-7,0.0001,0.1,1.5,-0.0,1e+16,1e+22,12345678901234567890,null]"
+    # An integer beyond 64 bits, which orjson refuses, has the whole value written by `json`.
+    assert canonical_text([*values, 2**70]) == (
+        "[1e-05,1.5e-07,0.0001,0.1,1.5,-0.0,1e+16,1e+22,12345678901234567890,null,1180591620717411303424]"
+    )
+
+
 def test_deleting_and_upserting_the_same_keys_many_times_keeps_the_last_change_of_each():
     changes = [{"type": "delete", "key": str(i)} for i in range(3000)]
     changes += [upsert(str(i), Title=builder.title("back")) for i in range(0, 3000, 2)]

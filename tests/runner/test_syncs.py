@@ -120,13 +120,15 @@ def test_numbers_are_stored_as_json_has_them_and_a_rerun_cleaned_whole_writes_no
         "small": 1.5e-7,
         "huge": 2**70,
         "half": 0.5,
+        "float64 nan": None,
     }
+    assert stored["float64 nan"].properties["Item ID"]["id"] == 2**70
 
     monkeypatch.setitem(workers_runner.NUMBERS, "mixed", True)
     with CaptureQueriesContext(connection) as queries:
         out = sync_run("numbersSync", "--local")
 
-    assert "1 record(s) written (1 new, 0 changed, 6 unchanged)" in out
+    assert "1 record(s) written (1 new, 0 changed, 7 unchanged)" in out
     assert len(record_writes(queries)) == 1
     after = {r.key: r.updated_at for r in Record.objects.filter(database__key="textItems")}
     assert {key: after[key] for key in stored} == {key: r.updated_at for key, r in stored.items()}

@@ -126,8 +126,9 @@ def echo(input: dict[str, Any], context: Any) -> Any:
 
 @worker.tool("heap", schema=j.object({}))
 def heap(input: dict[str, Any], context: Any) -> Any:
-    """How many objects the garbage collector leaves out while the tool runs (runtime.settle_heap)."""
-    return {"frozen": gc.get_freeze_count()}
+    """How many objects the garbage collector leaves out while the tool runs (runtime.settle_heap), and
+    whether this worker code is among them (gc.get_objects lists every tracked object but frozen ones)."""
+    return {"frozen": gc.get_freeze_count(), "code_frozen": not any(o is heap for o in gc.get_objects())}
 
 
 @worker.tool("badText", schema=j.object({}))
@@ -281,17 +282,32 @@ def bad_text_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
 
 
 # Numbers JSON writes in more than one way: NaN and the infinities (not JSON), exponents, integers
-# beyond 64 bits. `mixed` adds a record with bad text to the page, so that the page is cleaned whole.
+# beyond 64 bits, a float subclass (numpy's float64 is one). `mixed` adds a record with bad text to
+# the page, so that the page is cleaned whole.
 NUMBERS: dict[str, Any] = {"mixed": False}
+
+
+class Float64(float):
+    """A float subclass, as numpy's float64 is."""
 
 
 @worker.sync("numbersSync", database=text_items, schedule="manual")
 def numbers_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
-    values = {"nan": float("nan"), "inf": float("-inf"), "big": 1e16, "small": 1.5e-7, "huge": 2**70, "half": 0.5}
+    values = {
+        "nan": float("nan"),
+        "inf": float("-inf"),
+        "big": 1e16,
+        "small": 1.5e-7,
+        "huge": 2**70,
+        "half": 0.5,
+        "float64 nan": Float64("nan"),
+    }
     changes = [
         {"type": "upsert", "key": name, "properties": {"Title": builder.title(name), "Score": builder.number(value)}}
         for name, value in values.items()
     ]
+    # An integer beyond 64 bits, which orjson refuses, beside NaN in one record: `json` writes it.
+    changes[-1]["properties"]["Item ID"] = {"type": "rich_text", "value": "x", "id": 2**70}
     if NUMBERS["mixed"]:
         changes.append({"type": "upsert", "key": "bad", "properties": {"Title": builder.title("bad \ud800")}})
     return {"changes": changes, "has_more": False, "next_state": None}
