@@ -40,6 +40,13 @@ class KeptConnections(django_fixup.DjangoWorkerFixup):
                 conn.settings_dict["CONN_MAX_AGE"] = settings.CELERY_WORKER_CONN_MAX_AGE
         _load_and_settle()
 
+    def close_database(self, **kwargs: Any) -> None:
+        for conn in self._db.connections.all(initialized_only=True):
+            try:
+                conn.close_if_unusable_or_obsolete()
+            except self.interface_errors:
+                pass
+
 
 def _load_and_settle() -> None:
     """The worker code imported, then this process's objects frozen: its runs' garbage collections
@@ -54,13 +61,6 @@ def _load_and_settle() -> None:
     except WorkerDefinitionError:
         pass  # the first run that needs the code reports what is wrong with it
     settle_heap()
-
-    def close_database(self, **kwargs: Any) -> None:
-        for conn in self._db.connections.all(initialized_only=True):
-            try:
-                conn.close_if_unusable_or_obsolete()
-            except self.interface_errors:
-                pass
 
 
 class KeptConnectionsFixup(django_fixup.DjangoFixup):
