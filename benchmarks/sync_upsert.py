@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -270,37 +269,34 @@ def run(ctx: Context) -> None:
 
     total = ctx.scale(100_000, 5_000)
     SOURCE.update(total=total, changed=False)
-    with (
-        override_settings(WORKER_MODULES=["benchmarks.sync_upsert"], WORKERS_SYNC_MAX_PAGES=total // PAGE + 1),
-        ExitStack() as stack,
-    ):
+    with override_settings(WORKER_MODULES=["benchmarks.sync_upsert"], WORKERS_SYNC_MAX_PAGES=total // PAGE + 1):
         registry.clear_cache()
         deploy()
         _create_plain()
-        # As a Celery worker's processes and `workers sync run --local` run it, the baseline alike.
-        stack.enter_context(settled_heap())
-        n = f"{total:,} records in pages of {PAGE:,}"
-        raw = "raw INSERT ... ON CONFLICT of the same rows (mean of before and after)"
+        # As `workers sync run --local` runs it (and a Celery pool process, frozen for good), the baseline alike.
+        with settled_heap():
+            n = f"{total:,} records in pages of {PAGE:,}"
+            raw = "raw INSERT ... ON CONFLICT of the same rows (mean of before and after)"
 
-        first = measure(ctx, f"sync first run, {n}", "benchSync", baseline=raw, target=1.3, fresh=True)
-        SOURCE["changed"] = True
-        measure(ctx, f"sync rerun, 20% of {n} changed", "benchSync", baseline=raw, target=1.5)
-        measure(
-            ctx,
-            f"sync rerun, nothing changed, {n}",
-            "benchSync",
-            baseline="the sync's first run",
-            target=0.5,
-            against=first,
-        )
-        # Replace mode also deletes, at the cycle's end, what the cycle did not mention.
-        snap_first, *_ = run_sync("benchSnapshotSync")
-        measure(
-            ctx,
-            f"replace-mode sync rerun, nothing changed, {n}",
-            "benchSnapshotSync",
-            baseline="the same sync's first run",
-            target=0.5,
-            against=snap_first,
-        )
+            first = measure(ctx, f"sync first run, {n}", "benchSync", baseline=raw, target=1.3, fresh=True)
+            SOURCE["changed"] = True
+            measure(ctx, f"sync rerun, 20% of {n} changed", "benchSync", baseline=raw, target=1.5)
+            measure(
+                ctx,
+                f"sync rerun, nothing changed, {n}",
+                "benchSync",
+                baseline="the sync's first run",
+                target=0.5,
+                against=first,
+            )
+            # Replace mode also deletes, at the cycle's end, what the cycle did not mention.
+            snap_first, *_ = run_sync("benchSnapshotSync")
+            measure(
+                ctx,
+                f"replace-mode sync rerun, nothing changed, {n}",
+                "benchSnapshotSync",
+                baseline="the same sync's first run",
+                target=0.5,
+                against=snap_first,
+            )
     registry.clear_cache()

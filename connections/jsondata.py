@@ -125,13 +125,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _orjson_canonical(value: Any) -> bytes:
+    """The canonical text's UTF-8 from orjson; TypeError for what orjson refuses."""
+    return orjson.dumps(value, default=_as_json, option=_ORJSON_CANONICAL)
+
+
 def canonical_text(value: Any) -> str:
     """`value` as canonical JSON: sorted keys, no spaces, text as is. Raises TypeError for what is not JSON.
 
     For a value `check` or `clean` has passed (bounded depth, valid text).
     """
     try:
-        return orjson.dumps(value, default=_as_json, option=_ORJSON_CANONICAL).decode("utf-8")
+        return _orjson_canonical(value).decode("utf-8")
     except TypeError:
         return CANONICAL.encode(_finite(value))
 
@@ -152,7 +157,7 @@ def canonical(value: Any, *, max_depth: int) -> tuple[str, bytes] | None:
     `canonical_text` makes the text.
     """
     try:
-        encoded = orjson.dumps(value, default=_as_json, option=_ORJSON_CANONICAL)
+        encoded = _orjson_canonical(value)
     except TypeError:
         # Lone surrogates, too deep for orjson, or for `json` (canonical_text): the slow way decides.
         return None

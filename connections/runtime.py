@@ -66,13 +66,15 @@ def settle_heap() -> None:
 
 @contextmanager
 def settled_heap() -> Iterator[None]:
-    """`settle_heap` while a long command runs in a process that goes on after it (a test's, or the
-    shell's of `call_command`): unfrozen at the end, so what was alive then can be collected again.
-    Nothing is done in a process already settled (a Celery worker's): its objects stay frozen."""
+    """The process's objects frozen while a command runs in a process that goes on after it (a test's,
+    or the shell's of `call_command`), and unfrozen at the end, so that whatever was alive then can be
+    collected again. Without settle_heap's collection first: it cost each `workers exec --local` about
+    60 ms, and what is unfrozen at the end is collected as usual (freezing and unfreezing cost nothing
+    of note). Nothing is done in a process already settled (a Celery worker's): its objects stay frozen."""
     if gc.get_freeze_count():
         yield
         return
-    settle_heap()
+    gc.freeze()
     try:
         yield
     finally:

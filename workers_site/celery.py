@@ -7,12 +7,7 @@ from typing import Any
 
 from celery import Celery
 from celery.fixups import django as django_fixup
-from celery.signals import (
-    after_setup_logger,
-    after_setup_task_logger,
-    worker_init,
-    worker_ready,
-)
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workers_site.settings")
 

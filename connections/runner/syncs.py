@@ -76,21 +76,17 @@ def search_text(properties: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _canonical(properties: dict[str, Any]) -> str:
-    return jsondata.canonical_text(properties)
-
-
 def _digest_of(canonical: str) -> str:
     return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def content_digest(properties: dict[str, Any]) -> str:
     """A record's properties as a short hash: equal for equal JSON, whatever the order of its keys."""
-    return _digest_of(_canonical(properties))
+    return _digest_of(jsondata.canonical_text(properties))
 
 
 def _prepare(properties: dict[str, Any]) -> tuple[str, str]:
-    canonical = _canonical(properties)
+    canonical = jsondata.canonical_text(properties)
     return canonical, _digest_of(canonical)
 
 
