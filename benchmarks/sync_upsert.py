@@ -14,8 +14,8 @@ size after each page.
 from __future__ import annotations
 
 import json
+import os
 import time
-from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
@@ -77,19 +77,19 @@ def bench_snapshot_sync(state: dict[str, Any] | None, context: Any) -> dict[str,
     return source_page(state)
 
 
-def _rss_mb() -> float:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * 4096 / 2**20
-
-
 class Memory:
-    """Resident size after each page of one run."""
+    """Resident size after each page of one run, read from a file kept open: the sampling is timed with the sync."""
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.statm = os.open("/proc/self/statm", os.O_RDONLY)
 
     def __call__(self, run: Any) -> None:
-        self.samples.append(_rss_mb())
+        pages = int(os.pread(self.statm, 200, 0).split()[1])
+        self.samples.append(pages * 4096 / 2**20)
+
+    def close(self) -> None:
+        os.close(self.statm)
 
     def text(self) -> str:
         s = self.samples
@@ -215,6 +215,7 @@ def run_sync(key: str) -> tuple[float, Memory, Writes, dict[str, Any]]:
         started = time.perf_counter()
         outcome = execute_sync(run.pk, local=True, on_progress=memory)
         seconds = time.perf_counter() - started
+    memory.close()
     run = outcome.run
     if run.status != "succeeded":
         raise RuntimeError(f"the bench sync failed: {run.error}")

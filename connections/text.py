@@ -45,8 +45,9 @@ def describe_time(value: datetime | None) -> str:
 
 
 # Split, not sub with a function: a sync computes this for every record it writes, and a call per
-# run of digits (with its match object) cost twice as much.
+# run of digits (with its match object) cost twice as much; the length prefixes are made once.
 _DIGIT_RUNS = re.compile(r"(\d+)")
+_LENGTH_PREFIXES = tuple(f"{n:03d}" for n in range(1000))
 SORT_KEY_LENGTH = 1000
 
 
@@ -57,5 +58,5 @@ def natural_sort_key(text: str) -> str:
     for index in range(1, len(parts), 2):
         digits = parts[index].lstrip("0") or "0"
         # Its length first, so a longer number sorts after a shorter one: "9" < "10" as text too.
-        parts[index] = f"{min(len(digits), 999):03d}{digits}"
+        parts[index] = _LENGTH_PREFIXES[min(len(digits), 999)] + digits
     return "".join(parts)[:SORT_KEY_LENGTH]

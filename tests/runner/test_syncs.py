@@ -169,6 +169,24 @@ def test_a_bad_page_fails_the_run_naming_the_property(runner_site):
     assert not Record.objects.exists()
 
 
+def test_each_page_gets_the_state_as_stored_and_a_failed_run_counts_what_it_wrote(runner_site):
+    """The state a page's code gets is the one stored, through JSON (a tuple comes back a list), not the
+    object the previous page returned, and not what the code did to it after. The pages committed
+    before a failure are kept and counted in the records-written metric."""
+    from connections.models import MetricCounter
+    from tests.runner import workers_runner
+
+    workers_runner.STATES_GIVEN.clear()
+    with pytest.raises(CommandError, match="page 3 fails"):
+        sync_run("stateSync", "--local")
+
+    assert workers_runner.STATES_GIVEN == [None, {"page": 1, "pair": [1, "x"]}, {"page": 2, "pair": [2, "x"]}]
+    assert set(records("textItems")) == {"state-1-1", "state-1-2", "state-2-1", "state-2-2"}
+    assert Sync.objects.get(key="stateSync").state == {"page": 2, "pair": [2, "x"]}
+    written = MetricCounter.objects.get(name="sync_records_written", label="created")
+    assert written.value == 4
+
+
 def test_an_overlapping_start_is_recorded_as_skipped(runner_site, celery_worker):
     from connections.runner import start_sync
 
