@@ -177,6 +177,7 @@ def test_each_page_gets_the_state_as_stored_and_a_failed_run_counts_what_it_wrot
     from tests.runner import workers_runner
 
     workers_runner.STATES_GIVEN.clear()
+    workers_runner.STATES_RETURNED.clear()
     with pytest.raises(CommandError, match="page 3 fails"):
         sync_run("stateSync", "--local")
 

@@ -313,25 +313,27 @@ def numbers_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     return {"changes": changes, "has_more": False, "next_state": None}
 
 
-# The state each page of stateSync was given, in order; the run fails on page 3.
+# The state each page of stateSync was given, in order, and the states it returned; the run fails on page 3.
 STATES_GIVEN: list[Any] = []
+STATES_RETURNED: list[dict[str, Any]] = []
 
 
 @worker.sync("stateSync", database=text_items, schedule="manual")
 def state_sync(state: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     """Two pages of two records, then a failure. Each next_state holds a tuple, and the code changes the
-    state it was given after reading it: neither may show in what the next page gets."""
+    states it returned before it reads the one it is given: neither may show in what a page gets."""
+    for returned in STATES_RETURNED:
+        returned["page"] = 99
     STATES_GIVEN.append(None if state is None else dict(state))
     page = (state or {}).get("page", 0) + 1
-    if state is not None:
-        state["page"] = 99
     if page == 3:
         raise RuntimeError("page 3 fails")
     changes = [
         {"type": "upsert", "key": f"state-{page}-{n}", "properties": {"Title": builder.title(f"{page}.{n}")}}
         for n in (1, 2)
     ]
-    return {"changes": changes, "has_more": True, "next_state": {"page": page, "pair": (page, "x")}}
+    STATES_RETURNED.append({"page": page, "pair": (page, "x")})
+    return {"changes": changes, "has_more": True, "next_state": STATES_RETURNED[-1]}
 
 
 @worker.sync("deepSync", database=text_items, schedule="manual")
