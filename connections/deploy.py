@@ -292,7 +292,11 @@ def _upsert(
         quiet = unreported(obj)  # judged on the row as it was stored
         for name in changed:
             setattr(obj, name, values[name])
-        obj.save()
+        # Only what the code declares: a running sync commits its state, cycle and page count to this
+        # row meanwhile, and a whole-row save would put back the ones read above (a replace-mode cycle
+        # resumed from a stale page count would then delete records it never saw).
+        stamped = [f.name for f in model._meta.concrete_fields if getattr(f, "auto_now", False)]
+        obj.save(update_fields=[*changed, *stamped])
         changed = [name for name in changed if name not in quiet]
     if changed:
         # Field names only: a changed literal client secret must not be echoed.

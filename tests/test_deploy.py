@@ -254,6 +254,33 @@ def test_time_limits_are_recorded_and_a_change_is_reported(dynamic_module):
     assert Tool.objects.get(key="slow").time_limit == 30
 
 
+def test_a_redeploy_keeps_what_a_running_sync_wrote_meanwhile(dynamic_module):
+    """Deploy reads a changed sync's row, then saves it: a page committed in between (state, page count,
+    cycle) must stay. Before, the whole row was saved back as deploy had read it."""
+    from django.db.models.signals import pre_save
+
+    dynamic_module.worker = limited_worker(None, 45)
+    deploy_modules(dynamic_module.__name__)
+    sync = Sync.objects.get(key="rowsSync")
+    Sync.objects.filter(pk=sync.pk).update(state={"page": 3}, pages_done=3, cycle=2, cycle_in_progress=True)
+
+    def page_commits_meanwhile(sender, instance, **kwargs):
+        if instance.pk == sync.pk:
+            Sync.objects.filter(pk=sync.pk).update(state={"page": 4}, pages_done=4)
+
+    dynamic_module.worker = limited_worker(None, 60)
+    registry.clear_cache()
+    pre_save.connect(page_commits_meanwhile, sender=Sync)
+    try:
+        report = deploy_modules(dynamic_module.__name__)
+    finally:
+        pre_save.disconnect(page_commits_meanwhile, sender=Sync)
+
+    assert report.changes == ["~ sync limited:rowsSync: time_limit changed"]
+    stored = Sync.objects.get(pk=sync.pk)
+    assert (stored.time_limit, stored.state, stored.pages_done, stored.cycle) == (60, {"page": 4}, 4, 2)
+
+
 def _ordered_worker(properties: dict) -> SdkWorker:
     worker = SdkWorker("ordered")
     db = worker.database("rows", primary_key="Title", properties=properties)
