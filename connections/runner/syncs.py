@@ -477,14 +477,17 @@ class _WrittenCounts:
         self.counts = dict.fromkeys(metrics.RECORD_OPERATIONS, 0)
         self.since = time.monotonic()
 
-    def add(self, counts: dict[str, int], *, last: bool) -> None:
+    def add(self, counts: dict[str, int]) -> None:
         for operation in self.counts:
-            self.counts[operation] += counts.get(operation, 0)
-        if last or time.monotonic() - self.since >= _METRICS_EVERY:
-            for operation, amount in self.counts.items():
-                metrics.count(metrics.SYNC_RECORDS_WRITTEN, operation, amount)
-            self.counts = dict.fromkeys(self.counts, 0)
-            self.since = time.monotonic()
+            self.counts[operation] += counts[operation]
+        if time.monotonic() - self.since >= _METRICS_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        for operation, amount in self.counts.items():
+            metrics.count(metrics.SYNC_RECORDS_WRITTEN, operation, amount)
+        self.counts = dict.fromkeys(self.counts, 0)
+        self.since = time.monotonic()
 
 
 def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback | None) -> dict[str, Any]:
@@ -554,7 +557,7 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
                 ]
                 Run.objects.filter(pk=run.pk).update(progress=progress, heartbeat_at=timezone.now())
             run.progress = progress
-            unreported.add(counts, last=not page.has_more)
+            unreported.add(counts)
             logger.info(
                 "Sync %s page %s: %s new, %s changed, %s unchanged, %s deleted",
                 sync.key,
@@ -571,7 +574,7 @@ def _run_pages(run: Run, context: runs.RunContext, on_progress: ProgressCallback
         return progress
     finally:
         release(sync_id, run)
-        unreported.add({}, last=True)  # the pages committed before a failure count too
+        unreported.flush()  # at the end, and after a failure for the pages committed before it
 
 
 def execute_sync(run_id: int, *, local: bool = False, on_progress: ProgressCallback | None = None) -> runs.Outcome:
