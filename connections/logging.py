@@ -16,7 +16,8 @@ import logging.config
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _SENSITIVE = re.compile(
@@ -40,6 +41,8 @@ class _SeenValues:
         fresh = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH]
         if not fresh:
             return
+        for seen in _collectors:  # a tuple, replaced whole: no lock on this hot path
+            seen.update(fresh)
         with self._lock:
             changed = False
             for value in fresh:
@@ -66,6 +69,9 @@ class _SeenValues:
 
 
 _seen = _SeenValues()
+# The sets `collecting()` has open: every value remembered meanwhile, in any thread of the process.
+_collectors: tuple[set[str], ...] = ()
+_collectors_lock = threading.Lock()
 
 
 def _limit() -> int:
@@ -80,6 +86,26 @@ def _limit() -> int:
 def remember(*values: Any) -> None:
     """Blank these values (non-strings and short ones are ignored) in every later log line of this process."""
     _seen.add(values)
+
+
+@contextmanager
+def collecting() -> Iterator[set[str]]:
+    """A set that gathers every value `remember()`ed while the block runs (in any thread of the process).
+
+    Unbounded by `WORKERS_LOG_REDACT_MAX_VALUES`, unlike the process's own set: what a run's code was
+    handed (a secret read, a token decrypted or refreshed) stays known to its outcome's redaction,
+    however many other values the process saw meanwhile. Values of other threads' work land here
+    too: blanked, never shown.
+    """
+    global _collectors
+    found: set[str] = set()
+    with _collectors_lock:
+        _collectors = (*_collectors, found)
+    try:
+        yield found
+    finally:
+        with _collectors_lock:
+            _collectors = tuple(c for c in _collectors if c is not found)
 
 
 def forget_all() -> None:

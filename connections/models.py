@@ -614,6 +614,9 @@ class Run(models.Model):
 
     # Why the broker refused this run's message, when runs.send found it did (not stored: `unsent` is).
     send_error = ""
+    # The worker's secret and token ciphertexts, (ciphertext, capability name or ""), read by the claim
+    # in the same statement (runner/statements.py); None when the run was claimed another way.
+    claimed_ciphertexts: list[tuple[str, str]] | None = None
 
     def __str__(self) -> str:
         return f"{self.kind} {self.target} #{self.pk}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,29 +63,56 @@ def decrypted(ciphertext: str) -> str:
     return Secret._meta.get_field("value").from_db_value(ciphertext, None, connections[router.db_for_read(Secret)])
 
 
-@functools.cache
-def _ciphertexts_sql(using: str) -> str:
+def _ciphertexts_union(using: str, secrets_where: str, capabilities_where: str) -> str:
+    """(ciphertext, capability name or "") of secrets, access and refresh tokens: `secrets_where` follows
+    `secret s`, `capabilities_where` follows `connection c JOIN capability k`."""
     q = _quote(using)
     conn_meta, capability = Connection._meta, OAuthCapability._meta
     to_capability = q(conn_meta.get_field("capability").column)
     name = f"k.{q(capability.get_field('name').column)}"
     tokens = (
         f"FROM {q(conn_meta.db_table)} c INNER JOIN {q(capability.db_table)} k "
-        f"ON k.{q(capability.pk.column)} = c.{to_capability} {_of_worker(using, OAuthCapability, 'k')}"
+        f"ON k.{q(capability.pk.column)} = c.{to_capability} {capabilities_where}"
     )
     return (
-        f"SELECT s.{q(Secret._meta.get_field('value').column)}, '' FROM {q(Secret._meta.db_table)} s "  # noqa: S608
-        f"{_of_worker(using, Secret, 's')} "
+        f"SELECT s.{q(Secret._meta.get_field('value').column)} AS v, '' AS n "  # noqa: S608
+        f"FROM {q(Secret._meta.db_table)} s {secrets_where} "
         f"UNION ALL SELECT c.{q(conn_meta.get_field('access_token').column)}, {name} {tokens} "
         f"UNION ALL SELECT c.{q(conn_meta.get_field('refresh_token').column)}, {name} {tokens}"
     )
 
 
+@functools.cache
+def _ciphertexts_sql(using: str) -> str:
+    return _ciphertexts_union(using, _of_worker(using, Secret, "s"), _of_worker(using, OAuthCapability, "k"))
+
+
 def ciphertexts(worker: str) -> list[tuple[str, str]]:
     """(ciphertext, capability name or "") of the worker's secrets, access tokens and refresh tokens,
-    in one statement prepared on PostgreSQL: read after every run, for what its outcome is blanked of."""
+    in one statement prepared on PostgreSQL: what a run's outcome is blanked of."""
     using = router.db_for_read(Secret)
     return prepared.fetchall(_ciphertexts_sql(using), {"worker": worker}, connections[using])
+
+
+@functools.cache
+def ciphertexts_column(using: str, worker_id: str) -> str:
+    """A scalar subquery for another statement's SELECT list: `ciphertexts()` of the worker whose id is
+    the SQL expression `worker_id`, as JSON text (an array of [ciphertext, name] pairs; NULL or `[]`
+    for none). Read it with `ciphertext_pairs`."""
+    q = _quote(using)
+    union = _ciphertexts_union(
+        using,
+        f"WHERE s.{q(Secret._meta.get_field('worker').column)} = {worker_id}",
+        f"WHERE k.{q(OAuthCapability._meta.get_field('worker').column)} = {worker_id}",
+    )
+    if connections[using].vendor == "postgresql":
+        return f"(SELECT json_agg(json_build_array(x.v, x.n))::text FROM ({union}) x)"  # noqa: S608
+    return f"(SELECT json_group_array(json_array(x.v, x.n)) FROM ({union}) x)"  # noqa: S608
+
+
+def ciphertext_pairs(text: str | None) -> list[tuple[str, str]]:
+    """What a `ciphertexts_column` holds, as `ciphertexts()` gives it."""
+    return [(value, name) for value, name in json.loads(text)] if text else []
 
 
 def set_secrets(worker: str, values: dict[str, str]) -> list[tuple[str, bool]]:

@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..conf import app_settings
@@ -106,13 +106,19 @@ def capture_output(limit: int | None = None, *, echo: bool = False) -> Iterator[
 
 def known_secrets(worker_slug: str) -> list[str]:
     """Values that must never be stored in a run: the worker's secrets and its tokens."""
-    from ..models import Secret
-    from ..runtime import oauth_env_name
     from ..secrets import ciphertexts
 
     # One statement for the three columns, (ciphertext, capability name or ""); a dropped connection
     # raises (no empty list: nothing would be blanked, see runs.reconnecting).
-    rows = ciphertexts(worker_slug)
+    return known_values(ciphertexts(worker_slug))
+
+
+def known_values(rows: Iterable[tuple[str | None, str]]) -> list[str]:
+    """known_secrets() from rows already read (the claim reads them, see statements.claim_row):
+    decrypted, long enough to blank, longest first."""
+    from ..models import Secret
+    from ..runtime import oauth_env_name
+
     # Every column holds the same kind of ciphertext: the field that decrypts one decrypts them all.
     field = Secret._meta.get_field("value")
     values: list[str] = []

@@ -18,12 +18,12 @@ from django.utils import timezone
 from .. import jsondata, registry
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError, RunCancelled, WorkerDefinitionError
-from ..logging import redact
+from ..logging import collecting, redact
 from ..models import Run, Sync
 from ..runtime import running_locally
 from ..source import fingerprint, worker_files
 from . import helpers, limits, runs
-from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets
+from .capture import BoundedText, capture_output, describe_error, encode_result, known_secrets, known_values
 from .retry import next_retry
 
 logger = logging.getLogger("connections.runner")
@@ -72,6 +72,23 @@ def perform(
     if run is None:
         # Raises Run.DoesNotExist for a message that outlived its run (deleted, or another database).
         return runs.Outcome(Run.objects.get(pk=run_id), executed=False)
+    # The worker's secrets and tokens as the claim read them; with every value handed to the code
+    # meanwhile (a secret read, a token decrypted or refreshed: each passes through `remember`),
+    # they are what the outcome is blanked of, with no read after the code. A run taken over from a
+    # dead process was claimed without them: read after the code, as before.
+    known = None if run.claimed_ciphertexts is None else known_values(run.claimed_ciphertexts)
+    with collecting() as handed:
+        return _attempt(run, body, local, echo, known, handed)
+
+
+def _attempt(
+    run: Run,
+    body: Callable[[Run, runs.RunContext], Any],
+    local: bool,
+    echo: bool,
+    known: list[str] | None,
+    handed: set[str],
+) -> runs.Outcome:
     context = runs.RunContext(run.pk, run.kind, run.worker.slug, run.target, run.attempts, local)
     result: Any = None
     error: BaseException | None = None
@@ -101,7 +118,15 @@ def perform(
                 finally:
                     ended.set()
     # The code may have run long enough for the connection to die: the outcome is recorded anyway.
-    return runs.reconnecting(lambda: _record(run, result, error, log))
+    return runs.reconnecting(lambda: _record(run, result, error, log, _blanked(run, known, handed)))
+
+
+def _blanked(run: Run, known: list[str] | None, handed: set[str]) -> list[str]:
+    """What the run's outcome is blanked of: the claim's values and those handed to the code since."""
+    if known is None:
+        return known_secrets(run.worker.slug)
+    extra = handed.difference(known)
+    return sorted({*known, *extra}, key=len, reverse=True) if extra else known
 
 
 def _stop_after_grace(run: Run, log: BoundedText, local: bool, by: str, ended: threading.Event) -> None:
@@ -174,8 +199,7 @@ def code_fingerprints(run: Run) -> dict[str, Any]:
     return fields
 
 
-def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText) -> runs.Outcome:
-    secrets = known_secrets(run.worker.slug)
+def _record(run: Run, result: Any, error: BaseException | None, log: BoundedText, secrets: list[str]) -> runs.Outcome:
     fields: dict[str, Any] = {"log": redact(_combined_log(run, log.getvalue()), secrets)}
     code = code_fingerprints(run)
     fields.update(code)

@@ -94,16 +94,46 @@ def test_a_schema_deployed_since_is_the_one_the_input_is_checked_against(deploye
     assert Run.objects.count() == 2
 
 
-def test_a_worker_records_a_run_in_claim_secrets_and_finish_with_no_ping(kept_connection):
+def test_a_worker_records_a_run_in_claim_and_finish_with_no_ping(kept_connection):
     run_tool.apply(args=[_queue({"a": 0, "b": 0}).pk])  # the connection is open and kept
     run = _queue({"a": 1, "b": 2})
 
     with CaptureQueriesContext(connection) as queries:
         assert run_tool.apply(args=[run.pk]).get() == "succeeded"
 
-    # PostgreSQL claims and reads the run in one statement (UPDATE ... RETURNING in a WITH).
+    # PostgreSQL claims and reads the run, its worker's secrets and tokens in one statement (UPDATE
+    # ... RETURNING in a WITH); elsewhere the read follows the UPDATE. No read after the code.
     claim = ["WITH"] if connection.vendor == "postgresql" else ["UPDATE", "SELECT"]
-    assert _statements(queries) == [*claim, "SELECT", "UPDATE"]  # the secrets and tokens in one SELECT
+    assert _statements(queries) == [*claim, "UPDATE"]
+
+
+def test_a_secret_set_while_the_run_ran_and_read_by_its_code_is_blanked_in_its_result(deployed):
+    """The claim reads the worker's secrets before the code runs; one set meanwhile (from another
+    process) that the code then reads is blanked all the same."""
+    from encrypted_model_fields.fields import encrypt_str
+
+    from connections.models import Secret, Worker
+    from connections.secrets import get_secret
+
+    value = "set-while-it-ran-4f9a2c"
+    run = _queue({"a": 1, "b": 2})
+
+    def body(run: Run, context: Any) -> dict[str, str]:
+        # As `workers env set` in another process stores it: a ciphertext this process never saw.
+        worker = Worker.objects.get(slug="runner-test")
+        stamp = connection.ops.adapt_datetimefield_value(run.queued_at)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Secret._meta.db_table} (worker_id, name, value, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                [worker.pk, "LATE", encrypt_str(value).decode(), stamp, stamp],
+            )
+        return {"leak": get_secret("runner-test", "LATE")}
+
+    outcome = perform(run.pk, body)
+
+    run.refresh_from_db()
+    assert (outcome.status, run.result) == ("succeeded", {"leak": "[redacted]"})
 
 
 def _drop_connection() -> None:
