@@ -178,6 +178,7 @@ class Watch:
             raise TimeLimitExceeded(limit.soft_message())
 
         def watchdog() -> None:
+            # Started at the deadline by helpers.later, unless the code ended first; `done` tells which won.
             if done.wait(max(0.0, started + limit.hard - time.monotonic())):
                 return
             self.hard_stop(limit.hard_message(), _where(target))
@@ -191,7 +192,7 @@ class Watch:
                 previous = signal.signal(signal.SIGALRM, on_alarm)
                 signal.setitimer(signal.ITIMER_REAL, limit.seconds)
             self._target, self._main = target, main
-        helpers.start(watchdog, "time-limit")
+        pending = helpers.later(limit.hard, watchdog, "time-limit")
         try:
             yield
         except (TimeLimitExceeded, RunCancelled):
@@ -202,6 +203,7 @@ class Watch:
                     conn.close()
             raise
         finally:
+            pending.cancel()
             with self._lock:
                 done.set()
                 self._hard_deadline = None

@@ -559,12 +559,15 @@ def heartbeat(
     stop = threading.Event()
     interval = max(1.0, app_settings.RUN_LEASE / 4)
     check = min(interval, max(0.1, app_settings.RUN_CANCEL_CHECK)) if on_cancel is not None else interval
+    began = time.monotonic()  # the claim stamped heartbeat_at
 
     def beat() -> None:
         told = False
-        last_beat = time.monotonic()
+        last_beat = began
+        pause = 0.0  # started `check` seconds in (helpers.later): the first look is now
         try:
-            while not stop.wait(check):
+            while not stop.wait(pause):
+                pause = check
                 try:
                     if not told and on_cancel is not None:
                         by = cancelled_by(run.pk)
@@ -585,12 +588,14 @@ def heartbeat(
         finally:
             _close_quietly()
 
-    job = helpers.start(beat, f"run-{run.pk}-heartbeat")
+    pending = helpers.later(check, beat, f"run-{run.pk}-heartbeat")
     try:
         yield
     finally:
         stop.set()
-        job.join(timeout=interval + 5)
+        job = pending.cancel()
+        if job is not None:
+            job.join(timeout=interval + 5)
 
 
 def cancelled_by(run_id: int) -> str | None:

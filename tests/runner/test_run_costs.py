@@ -136,6 +136,25 @@ def test_a_secret_set_while_the_run_ran_and_read_by_its_code_is_blanked_in_its_r
     assert (outcome.status, run.result) == ("succeeded", {"leak": "[redacted]"})
 
 
+def test_a_run_that_ends_before_its_helpers_are_due_wakes_no_helper_thread(deployed):
+    """Its heartbeat's first beat and its watchdog's deadline are seconds away: neither runs."""
+    import threading
+    import time
+
+    run = _queue({"a": 1, "b": 2})
+    seen: list[str] = []
+
+    def body(run: Run, context: Any) -> dict[str, int]:
+        time.sleep(0.1)  # time enough for a helper handed its job to have taken it up
+        seen.extend(thread.name for thread in threading.enumerate())
+        return {"sum": 3}
+
+    outcome = perform(run.pk, body)
+
+    assert outcome.status == "succeeded"
+    assert [name for name in seen if name.startswith(f"run-{run.pk}-") or name == "time-limit"] == []
+
+
 def _drop_connection() -> None:
     """The server ends this thread's connection, as a restart or a failover does."""
     pid = connection.connection.info.backend_pid
