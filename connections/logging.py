@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -42,7 +43,7 @@ class _SeenValues:
         if not fresh:
             return
         for seen in _collectors:  # a tuple, replaced whole: no lock on this hot path
-            seen.update(fresh)
+            seen.gather(fresh)
         with self._lock:
             changed = False
             for value in fresh:
@@ -69,9 +70,35 @@ class _SeenValues:
 
 
 _seen = _SeenValues()
+
+
+class Collected(set[str]):
+    """Values remembered while a `collecting()` block ran; `overflowed` once it stopped at COLLECT_LIMIT."""
+
+    overflowed = False
+
+    def gather(self, values: list[str]) -> None:
+        if len(self) + len(values) > COLLECT_LIMIT:
+            self.overflowed = True
+        else:
+            self.update(values)
+
+
+# A run's own values are a handful; a web process decrypting thousands of others meanwhile (an
+# admin page) must not grow a long run's set without bound: past this, its owner reads instead.
+COLLECT_LIMIT = 10_000
 # The sets `collecting()` has open: every value remembered meanwhile, in any thread of the process.
-_collectors: tuple[set[str], ...] = ()
+_collectors: tuple[Collected, ...] = ()
 _collectors_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # A forked child runs none of its parent's blocks, and the lock may have been held at the fork.
+    global _collectors, _collectors_lock
+    _collectors, _collectors_lock = (), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _limit() -> int:
@@ -89,16 +116,17 @@ def remember(*values: Any) -> None:
 
 
 @contextmanager
-def collecting() -> Iterator[set[str]]:
+def collecting() -> Iterator[Collected]:
     """A set that gathers every value `remember()`ed while the block runs (in any thread of the process).
 
-    Unbounded by `WORKERS_LOG_REDACT_MAX_VALUES`, unlike the process's own set: what a run's code was
-    handed (a secret read, a token decrypted or refreshed) stays known to its outcome's redaction,
-    however many other values the process saw meanwhile. Values of other threads' work land here
-    too: blanked, never shown.
+    Apart from `WORKERS_LOG_REDACT_MAX_VALUES`, which bounds the process's own set: what a run's code
+    was handed (a secret read, a token decrypted or refreshed) stays known to its outcome's
+    redaction, however many other values the process saw meanwhile. Values of other threads' work
+    land here too: blanked, never shown. Past COLLECT_LIMIT values it stops gathering and says so
+    (`overflowed`).
     """
     global _collectors
-    found: set[str] = set()
+    found = Collected()
     with _collectors_lock:
         _collectors = (*_collectors, found)
     try:

@@ -75,3 +75,17 @@ def test_a_management_command_that_logs_a_stored_secret_prints_it_blanked(tmp_pa
     output = done.stdout + done.stderr
     assert "the secret reads [redacted] today" in output
     assert value not in output
+
+
+def test_values_gathered_for_a_run_stop_at_their_limit_and_say_so(monkeypatch):
+    from connections import logging as redaction
+
+    monkeypatch.setattr(redaction, "COLLECT_LIMIT", 3)
+    with redaction.collecting() as handed:
+        redaction.remember("first-value", "second-value")
+        assert handed == {"first-value", "second-value"} and not handed.overflowed
+        redaction.remember("third-value", "fourth-value")  # a web process's other work, say
+
+    assert handed.overflowed and "fourth-value" not in handed
+    redaction.remember("after-the-block")
+    assert "after-the-block" not in handed

@@ -186,6 +186,8 @@ class _Flight:
         """The token the refresh got; None if it failed (or outlived the refresh lock's bound)."""
         # The refresh lock's bound (a refresh holds it for at most one provider call), plus that call.
         self.done.wait(3 * app_settings.HTTP_TIMEOUT + 10)
+        # Handed out here as well as by the refresh: a run waiting on it blanks it (logging.collecting).
+        remember(self.token)
         return self.token
 
 

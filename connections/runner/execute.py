@@ -18,7 +18,7 @@ from django.utils import timezone
 from .. import jsondata, registry
 from ..conf import app_settings
 from ..exceptions import InvalidJSONError, RunCancelled, WorkerDefinitionError
-from ..logging import collecting, redact
+from ..logging import Collected, collecting, redact
 from ..models import Run, Sync
 from ..runtime import running_locally
 from ..source import fingerprint, worker_files
@@ -87,7 +87,7 @@ def _attempt(
     local: bool,
     echo: bool,
     known: list[str] | None,
-    handed: set[str],
+    handed: Collected,
 ) -> runs.Outcome:
     context = runs.RunContext(run.pk, run.kind, run.worker.slug, run.target, run.attempts, local)
     result: Any = None
@@ -121,10 +121,11 @@ def _attempt(
     return runs.reconnecting(lambda: _record(run, result, error, log, _blanked(run, known, handed)))
 
 
-def _blanked(run: Run, known: list[str] | None, handed: set[str]) -> list[str]:
+def _blanked(run: Run, known: list[str] | None, handed: Collected) -> list[str]:
     """What the run's outcome is blanked of: the claim's values and those handed to the code since."""
-    if known is None:
-        return known_secrets(run.worker.slug)
+    if known is None or handed.overflowed:
+        # Taken over from a dead process (nothing read at the claim), or too much to gather: read now.
+        known = known_secrets(run.worker.slug)
     extra = handed.difference(known)
     return sorted({*known, *extra}, key=len, reverse=True) if extra else known
 

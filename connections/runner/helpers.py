@@ -9,8 +9,9 @@ database connection is its own, and jobs that use one close it at their end, as 
 
 A heartbeat's first beat and a watchdog's deadline are seconds away, and most runs end sooner:
 `later` hands such a job to one timer thread per process, which starts it at its time unless it
-was cancelled first. A run that ends before its helpers are due wakes no thread at all (handing
-each its job and ending it took four thread switches a job, about 0.3 ms of a worker's CPU a run).
+was cancelled first. A run that ends before its helpers are due starts no job (handing a helper
+its job and ending it took four thread switches a job); the timer thread is at most told of a
+sooner time to wait for.
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ _idle: list[queue.SimpleQueue[Job]] = []  # the inbox of each thread waiting for
 def _forget_after_fork() -> None:
     # A forked child (a Celery pool process) has none of its parent's threads: a job handed to
     # one would never run, and the lock may have been held by one of them at the fork.
-    global _lock, _timers_changed, _timer_thread
+    global _lock, _timers_changed, _timer_thread, _cancelled
     _lock = threading.Lock()
     _idle.clear()
     _timers_changed = threading.Condition()
     _timer_thread = None
     _timers.clear()  # the parent's runs, which are not this process's
+    _cancelled = 0
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
@@ -120,9 +122,13 @@ class Later:
 
     def cancel(self) -> Job | None:
         """Keep the job from starting; the job, when it has started already (to join it)."""
+        global _cancelled
         with _timers_changed:
-            self.cancelled = True
-            _drop_cancelled()
+            if not self.cancelled and self.job is None:
+                self.cancelled = True
+                self.target = _done  # not the run, its log and its watch, while the entry waits its turn
+                _cancelled += 1
+                _drop_cancelled()
             return self.job
 
 
@@ -130,13 +136,23 @@ _timers: list[tuple[float, int, Later]] = []  # a heap, soonest first
 _timers_changed = threading.Condition()
 _timer_thread: threading.Thread | None = None
 _order = itertools.count()
+_cancelled = 0  # cancelled entries still in the heap
+# How long a job whose thread could not be started (the process at its thread limit) waits to try again.
+RETRY_START_AFTER = 1.0
 
 
 def _drop_cancelled() -> None:
-    # From the top only: runs end in about the order they began, so a cancelled job is usually
-    # the soonest; one further down is dropped when it comes up, without starting.
+    # From the top: runs end in about the order they began, so a cancelled job is usually the
+    # soonest. Runs that overlap (threads of a web process) leave some further down: once they are
+    # half the heap, it is rebuilt without them.
+    global _cancelled
     while _timers and _timers[0][2].cancelled:
         heapq.heappop(_timers)
+        _cancelled -= 1
+    if _cancelled > 16 and _cancelled * 2 > len(_timers):
+        _timers[:] = [entry for entry in _timers if not entry[2].cancelled]
+        heapq.heapify(_timers)
+        _cancelled = 0
 
 
 def later(delay: float, target: Callable[[], object], name: str) -> Later:
@@ -144,7 +160,7 @@ def later(delay: float, target: Callable[[], object], name: str) -> Later:
     global _timer_thread
     pending = Later(time.monotonic() + delay, target, name)
     with _timers_changed:
-        if _timer_thread is None:
+        if _timer_thread is None or not _timer_thread.is_alive():
             _timer_thread = threading.Thread(target=_keep_time, name="run-timers", daemon=True)
             _timer_thread.start()
         heapq.heappush(_timers, (pending.due, next(_order), pending))
@@ -169,5 +185,10 @@ def _keep_time() -> None:
             try:
                 # Under the lock: a `cancel` from now on is given the job to join.
                 pending.job = start(pending.target, pending.name)
-            except Exception:  # no thread could be started (the process is at its limit): logged, and the others kept
-                logger.exception("A run's helper (%s) could not be started", pending.name)
+            except RuntimeError:
+                # No thread could be started (the process is at its limit): tried again shortly, since
+                # a run with no heartbeat would be taken over while it runs, and one with no watchdog
+                # never stopped.
+                logger.exception("A run's helper (%s) could not be started; trying again", pending.name)
+                pending.due = time.monotonic() + RETRY_START_AFTER
+                heapq.heappush(_timers, (pending.due, next(_order), pending))

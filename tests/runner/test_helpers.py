@@ -71,3 +71,55 @@ def test_a_forked_child_starts_threads_of_its_own():
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 1) == b"1" and os.waitstatus_to_exitcode(status) == 0
     os.close(read)
+
+
+def test_a_job_due_later_runs_at_its_time_and_one_cancelled_first_never_runs():
+    due, cancelled = threading.Event(), threading.Event()
+
+    helpers.later(0.05, due.set, "run-1-heartbeat")
+    helpers.later(0.05, cancelled.set, "run-2-heartbeat").cancel()
+
+    assert due.wait(5)
+    assert not cancelled.wait(0.3)
+
+
+def test_cancelling_a_job_already_started_hands_it_back_to_join():
+    started, release = threading.Event(), threading.Event()
+
+    def held() -> None:
+        started.set()
+        release.wait(5)
+
+    pending = helpers.later(0, held, "run-1-heartbeat")
+    assert started.wait(5)
+    job = pending.cancel()
+    assert job is not None and not job.join(0.05)  # still running: the caller can wait for its end
+    release.set()
+    assert job.join(5)
+
+
+def test_jobs_cancelled_out_of_order_do_not_stay_in_memory():
+    # Overlapping runs (threads of a web process) end in any order: entries under a live one go too.
+    live = helpers.later(300, lambda: None, "run-0-watchdog")
+    for n in range(100):
+        helpers.later(600, lambda: None, f"run-{n}-watchdog").cancel()
+
+    assert len(helpers._timers) <= 34  # the live one, and fewer cancelled ones than twice that bound
+    live.cancel()
+
+
+def test_a_forked_child_keeps_time_with_a_timer_of_its_own():
+    helpers.later(0, lambda: None, "in-parent")  # the parent's timer thread exists
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one byte if its job ran within 5 s; never back into pytest
+        ran = threading.Event()
+        try:
+            helpers.later(0.01, lambda: (os.write(write, b"1"), ran.set()), "in-child")
+            ran.wait(5)
+        finally:
+            os._exit(0 if ran.is_set() else 1)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and os.waitstatus_to_exitcode(status) == 0
+    os.close(read)
