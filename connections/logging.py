@@ -119,7 +119,7 @@ def remember(*values: Any) -> None:
 def collecting() -> Iterator[Collected]:
     """A set that gathers every value `remember()`ed while the block runs (in any thread of the process).
 
-    Apart from `WORKERS_LOG_REDACT_MAX_VALUES`, which bounds the process's own set: what a run's code
+    Not bounded by `WORKERS_LOG_REDACT_MAX_VALUES`, as the process's own set is: what a run's code
     was handed (a secret read, a token decrypted or refreshed) stays known to its outcome's
     redaction, however many other values the process saw meanwhile. Values of other threads' work
     land here too: blanked, never shown. Past COLLECT_LIMIT values it stops gathering and says so

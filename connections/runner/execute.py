@@ -126,8 +126,7 @@ def _blanked(run: Run, known: list[str] | None, handed: Collected) -> list[str]:
     if known is None or handed.overflowed:
         # Taken over from a dead process (nothing read at the claim), or too much to gather: read now.
         known = known_secrets(run.worker.slug)
-    extra = handed.difference(known)
-    return sorted({*known, *extra}, key=len, reverse=True) if extra else known
+    return [*known, *handed.difference(known)]  # redact() puts the longest first itself
 
 
 def _stop_after_grace(run: Run, log: BoundedText, local: bool, by: str, ended: threading.Event) -> None:

@@ -11,7 +11,9 @@ A heartbeat's first beat and a watchdog's deadline are seconds away, and most ru
 `later` hands such a job to one timer thread per process, which starts it at its time unless it
 was cancelled first. A run that ends before its helpers are due starts no job (handing a helper
 its job and ending it took four thread switches a job); the timer thread is at most told of a
-sooner time to wait for.
+sooner time to wait for. Written here rather than taken from the standard library: a
+`threading.Timer` is a thread of its own per job, and `sched` does not wake for a job added sooner
+than the one it waits for.
 """
 
 from __future__ import annotations
