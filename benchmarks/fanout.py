@@ -110,6 +110,15 @@ def _sessions() -> int:
         return int(cursor.fetchone()[0])
 
 
+def _wal_position() -> int:
+    """Bytes of write-ahead log PostgreSQL has written so far: what every row and index entry costs it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+        return int(cursor.fetchone()[0])
+
+
 def run(ctx: Context) -> None:
     import redis
     from celery import current_app
@@ -138,9 +147,11 @@ def run(ctx: Context) -> None:
             bare, runs = [], []
             time.sleep(2)  # the pool's backends report their sessions at most once a second
             sessions = _sessions()
+            wal = _wal_position()
             for _ in range(rounds):
                 bare.append(_bare_round(client, n))
                 runs.append(_run_round(n))
+            wal = (_wal_position() - wal) / (rounds * n)  # the bare rounds write none
             time.sleep(2)
             opened = (_sessions() - sessions) / (rounds * n)
         finally:
@@ -155,7 +166,10 @@ def run(ctx: Context) -> None:
         ratio=run_total / bare_total,
         baseline=f"{n} bare Celery tasks doing one Redis write ({n / bare_total:.0f}/s)",
         target=2,
-        detail=f"{n / run_total:.0f} runs/s, +{(run_total - bare_total) / n * 1000:.1f} ms a run; median of {rounds} rounds",
+        detail=(
+            f"{n / run_total:.0f} runs/s, +{(run_total - bare_total) / n * 1000:.1f} ms a run; median of {rounds} "
+            f"rounds; {wal:.0f} bytes of PostgreSQL WAL a run"
+        ),
     )
     ctx.figure(
         "queueing one run (start_tool)",
