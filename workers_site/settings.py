@@ -227,6 +227,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = _broker_timeout
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": _broker_timeout, "socket_connect_timeout": _broker_timeout}
     CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's, keeping its Redis client object rather than making one per message (connections/broker.py).
+    # Not for rediss:// (kombu sets up TLS by the scheme's name) nor redis+socket://: kombu's own there.
+    CELERY_BROKER_TRANSPORT = "connections.broker:RedisTransport"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
