@@ -48,9 +48,10 @@ class RedisChannel(redis.Channel):
 
     kombu builds a new `redis.Redis` around the channel's connection pool for each publish, and in
     a worker for each delivery and acknowledgement; building one (its table of response callbacks)
-    cost 116 us here, as much as the LPUSH it is made for. The client is replaced when kombu
-    replaces the pool (after a connection error). A client over a pool is safe to share between
-    threads (redis-py hands each command a connection of its own from the pool).
+    cost 116 us here, as much as the LPUSH it is made for. The client is replaced whenever kombu
+    replaces the pool (after a fork, on close); a connection the server dropped is replaced by the
+    pool itself, as before. A client over a pool is safe to share between threads (redis-py hands
+    each command a connection of its own from the pool).
     """
 
     _kept_client: Any = None
