@@ -43,26 +43,26 @@ def drop_plain_indexes(apps, schema_editor):
             schema_editor.execute(f"DROP INDEX {quote(name)}")
 
 
-def create_plain_indexes(apps, schema_editor):
-    Run = apps.get_model("connections", "Run")
+def _create_index(schema_editor, table, column, suffix=""):
+    """The index Django made for `column` (its LIKE twin with suffix "_like"), under Django's name for it."""
     quote = schema_editor.quote_name
-    table = Run._meta.db_table
+    name = schema_editor._create_index_name(table, [column], suffix=suffix)
+    operators = " varchar_pattern_ops" if suffix == "_like" else ""
+    schema_editor.execute(f"CREATE INDEX {quote(name)} ON {quote(table)} ({quote(column)}{operators})")
+
+
+def create_plain_indexes(apps, schema_editor):
+    table = apps.get_model("connections", "Run")._meta.db_table
     for column in PLAIN:
-        name = schema_editor._create_index_name(table, [column])
-        schema_editor.execute(f"CREATE INDEX {quote(name)} ON {quote(table)} ({quote(column)})")
+        _create_index(schema_editor, table, column)
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(
-        f"CREATE INDEX {quote(schema_editor._create_index_name(table, ['status'], suffix='_like'))} "
-        f"ON {quote(table)} ({quote('status')} varchar_pattern_ops)"
-    )
+    _create_index(schema_editor, table, "status", "_like")
     event_table = apps.get_model("connections", "WebhookEvent")._meta.db_table
+    quote = schema_editor.quote_name
     key = f"{event_table}_{DIGEST}_key"  # PostgreSQL's own name for the column's UNIQUE, as first created
     schema_editor.execute(f"ALTER TABLE {quote(event_table)} RENAME CONSTRAINT {quote(CONSTRAINT)} TO {quote(key)}")
-    schema_editor.execute(
-        f"CREATE INDEX {quote(schema_editor._create_index_name(event_table, [DIGEST], suffix='_like'))} "
-        f"ON {quote(event_table)} ({quote(DIGEST)} varchar_pattern_ops)"
-    )
+    _create_index(schema_editor, event_table, DIGEST, "_like")
 
 
 class Migration(migrations.Migration):
